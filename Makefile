@@ -1,0 +1,30 @@
+# Two commands on a fresh machine with nothing but Python: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test test-sqlite demo bench install clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	@$(PY) -m shared.cli dev
+
+test: $(STAMP)
+	@$(PY) -m pytest
+
+demo: $(STAMP)
+	@$(PY) -m scripts.demo
+
+bench: $(STAMP)
+	@$(PY) -m bench.run
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

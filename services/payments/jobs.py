@@ -1,0 +1,6 @@
+"""Scheduled work of the payments service."""
+from __future__ import annotations
+
+from shared.scheduler import ScheduledJob
+
+jobs: list[ScheduledJob] = []

@@ -1,0 +1,29 @@
+"""The sla service: SLA definitions, business calendars, ticket and metric ingestion, breach and at-risk detection, credits, reports."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from shared.events import TOPICS
+from shared.service import ServiceSpec, create_app
+from shared.settings import Settings
+from services.sla.adapters.tables import metadata
+from services.sla.api.routes import router
+from services.sla.handlers import subscription
+from services.sla.jobs import jobs
+
+spec = ServiceSpec(
+    name="sla",
+    title="Qiyue sla",
+    description="SLA definitions, business calendars, ticket and metric ingestion, breach and at-risk detection, credits, reports.",
+    metadata=metadata,
+    migrations_dir=Path(__file__).with_name("migrations"),
+    routers=[router],
+    produces=(TOPICS["sla"],),
+    subscription=subscription,
+    jobs=jobs,
+)
+
+
+def create(settings: Settings | None = None, start: bool = True):
+    """The ASGI app (uvicorn runs it with --factory)."""
+    return create_app(spec, settings, start=start)

@@ -1,0 +1,153 @@
+"""`qiyue`: development and operations commands.
+
+  qiyue token --role legal --org acme          print a development token
+  qiyue serve contracts                        run one service (uvicorn)
+  qiyue dev                                    broker + all four services (what `make run` does)
+  qiyue migrate --service payments             apply migrations (production: a one-shot step)
+  qiyue makemigration --service sla -m "..."   autogenerate a migration from the models
+  qiyue replay --service contracts --since 2026-11-01T00:00:00Z   republish from the outbox
+  qiyue audit verify                           check the contracts audit chain
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import sys
+
+from shared.settings import SERVICE_PORTS, settings_for
+
+SERVICES = tuple(SERVICE_PORTS)
+
+
+def load_spec(service: str):
+    """A service's spec, looked up by name so `shared` never imports a service statically."""
+    return importlib.import_module(f"services.{service}.app").spec
+
+
+def cmd_token(args) -> int:
+    from shared.auth import issue_token
+
+    settings = settings_for("contracts")
+    print(issue_token(settings.jwt_key(), args.sub, args.org, args.role, ttl_s=args.ttl))
+    return 0
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    settings = settings_for(args.service)
+    uvicorn.run(f"services.{args.service}.app:create", factory=True, host=args.host or settings.host,
+                port=args.port or settings.http_port(), log_config=None, access_log=False)
+    return 0
+
+
+def cmd_migrate(args) -> int:
+    from shared.migrations import upgrade
+
+    for service in _services(args.service):
+        spec = load_spec(service)
+        upgrade(spec.migrations_dir, settings_for(service).db_url())
+        print(f"{service}: migrated")
+    return 0
+
+
+def cmd_makemigration(args) -> int:
+    from shared.migrations import make_revision
+
+    spec = load_spec(args.service)
+    make_revision(spec.migrations_dir, settings_for(args.service).db_url(), args.message)
+    return 0
+
+
+def cmd_replay(args) -> int:
+    from sqlalchemy import select
+
+    from shared.db import Database
+    from shared.kafka import make_producer
+
+    since = dt.datetime.fromisoformat(args.since.replace("Z", "+00:00"))
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=dt.timezone.utc)
+    spec = load_spec(args.service)
+    settings = settings_for(args.service)
+    db, outbox = Database.connect(settings.db_url()), spec.tables["outbox"]
+    producer = make_producer(settings.kafka_bootstrap)
+    count = 0
+    with db.read_session() as s:
+        for row in s.execute(select(outbox).where(outbox.c.created_at >= since).order_by(outbox.c.id)):
+            producer.send(row.topic, key=row.key.encode(), value=row.payload.encode(),
+                          headers=[(k, v.encode()) for k, v in row.headers.items()])
+            count += 1
+    producer.flush(timeout=30)
+    producer.close()
+    print(f"{args.service}: republished {count} events since {since.isoformat()}")
+    return 0
+
+
+def cmd_dev(args) -> int:
+    from shared.devserver import main as dev_main
+
+    return dev_main(keep_data=not args.fresh)
+
+
+def cmd_plugin(args) -> int:
+    """Service-specific commands live in services/<name>/cli.py and register themselves here."""
+    return args.plugin(args)
+
+
+def _services(name: str | None) -> tuple[str, ...]:
+    return SERVICES if name in (None, "all") else (name,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qiyue", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("token", help="print a development token")
+    p.add_argument("--role", action="append", required=True, help="repeatable: legal, pm, finance, approver, vendor, viewer, admin")
+    p.add_argument("--org", required=True)
+    p.add_argument("--sub", default="dev-user")
+    p.add_argument("--ttl", type=int, default=12 * 3600)
+    p.set_defaults(func=cmd_token)
+
+    p = sub.add_parser("serve", help="run one service")
+    p.add_argument("service", choices=SERVICES)
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("dev", help="broker and all four services, as `make run`")
+    p.add_argument("--fresh", action="store_true", help="start from empty databases")
+    p.set_defaults(func=cmd_dev)
+
+    p = sub.add_parser("migrate", help="apply migrations")
+    p.add_argument("--service", default="all", choices=(*SERVICES, "all"))
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("makemigration", help="autogenerate a migration")
+    p.add_argument("--service", required=True, choices=SERVICES)
+    p.add_argument("-m", "--message", required=True)
+    p.set_defaults(func=cmd_makemigration)
+
+    p = sub.add_parser("replay", help="republish outbox events created since a time")
+    p.add_argument("--service", required=True, choices=SERVICES)
+    p.add_argument("--since", required=True, help="ISO 8601 instant, e.g. 2026-11-01T00:00:00Z")
+    p.set_defaults(func=cmd_replay)
+
+    for service in SERVICES:
+        try:
+            module = importlib.import_module(f"services.{service}.cli")
+        except ModuleNotFoundError:
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

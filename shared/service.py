@@ -1,0 +1,189 @@
+"""What every service is made of: a `ServiceSpec` (its tables, routers, subscriptions, jobs) and
+the `Runtime` that runs it (database, outbox relay, consumer, scheduler), behind one FastAPI app
+with the same operational endpoints everywhere (`/healthz`, `/readyz`, `/metrics`)."""
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import MetaData, Table
+
+from shared import errors, logs
+from shared.db import Database
+from shared.kafka import EventConsumer, OutboxRelay, Subscription, ensure_topics
+from shared.metrics import ServiceMetrics
+from shared.migrations import upgrade
+from shared.scheduler import ScheduledJob, Scheduler
+from shared.settings import Settings, settings_for
+from shared.tables import bookkeeping_tables
+from shared.uow import UnitOfWork
+
+log = logging.getLogger("qiyue.service")
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    metadata: MetaData
+    migrations_dir: Path
+    routers: list[APIRouter]
+    produces: tuple[str, ...] = ()
+    subscription: Subscription | None = None
+    jobs: list[ScheduledJob] = field(default_factory=list)
+    on_start: Callable[["Runtime"], None] | None = None
+    title: str = ""
+    description: str = ""
+
+    @property
+    def tables(self) -> dict[str, Table]:
+        return {name: self.metadata.tables[name] for name in ("outbox", "inbox", "leases", "idempotency_keys")}
+
+
+def with_bookkeeping(metadata: MetaData) -> MetaData:
+    """A service's MetaData plus its outbox, inbox, lease and idempotency tables."""
+    bookkeeping_tables(metadata)
+    return metadata
+
+
+class Runtime:
+    def __init__(self, spec: ServiceSpec, settings: Settings):
+        self.spec, self.settings = spec, settings
+        self.db = Database.connect(settings.db_url())
+        self.tables = spec.tables
+        self.metrics = ServiceMetrics(spec.name)
+        self.relay = OutboxRelay(self.db, self.tables, settings.kafka_bootstrap, self.metrics, spec.name,
+                                 poll_s=settings.relay_poll_interval_s)
+        self.consumer = None
+        if spec.subscription is not None:
+            self.consumer = EventConsumer(self.db, self.tables, settings.kafka_bootstrap, self.metrics, spec.name,
+                                          spec.subscription, self.uow, max_attempts=settings.consumer_max_attempts,
+                                          session_timeout_ms=settings.kafka_session_timeout_ms)
+        self.scheduler = Scheduler(self.db, self.tables, spec.name, spec.jobs, self.uow, self.metrics,
+                                   interval_s=settings.scheduler_interval_s) if spec.jobs else None
+        self.topics_ready = threading.Event()
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.db.write_session(), self.tables["outbox"], f"/qiyue/{self.spec.name}",
+                          on_commit=self.relay.wake)
+
+    def migrate(self) -> None:
+        upgrade(self.spec.migrations_dir, self.settings.db_url())
+
+    def start(self) -> None:
+        if self.settings.migrate_on_start:
+            self.migrate()
+        if self.spec.on_start:
+            self.spec.on_start(self)
+        threading.Thread(target=self._ensure_topics, name=f"{self.spec.name}-topics", daemon=True).start()
+        for loop in self.loops():
+            loop.start()
+
+    def loops(self) -> list:
+        return [x for x in (self.relay, self.consumer, self.scheduler) if x is not None]
+
+    def stop(self) -> None:
+        for loop in reversed(self.loops()):
+            loop.stop()
+        self.db.dispose()
+
+    def _ensure_topics(self) -> None:
+        """Create our topics when the broker answers; the service serves requests meanwhile."""
+        topics = set(self.spec.produces) | set(self.spec.subscription.topics if self.spec.subscription else ())
+        delay = 0.2
+        while not self.relay.stopping:
+            try:
+                ensure_topics(self.settings.kafka_bootstrap, topics, self.settings.kafka_partitions)
+                self.topics_ready.set()
+                return
+            except Exception as exc:
+                log.warning("topics not created yet (%s); retrying", exc)
+                time.sleep(delay)
+                delay = min(delay * 2, 10)
+
+    def broker_reachable(self, timeout: float = 1.0) -> bool:
+        for server in self.settings.kafka_bootstrap.split(","):
+            host, _, port = server.strip().rpartition(":")
+            try:
+                with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+                    return True
+            except OSError:
+                continue
+        return False
+
+
+def create_app(spec: ServiceSpec, settings: Settings | None = None, start: bool = True) -> FastAPI:
+    settings = settings or settings_for(spec.name)
+    logs.configure(spec.name, settings.log_level)
+    runtime = Runtime(spec, settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if start:
+            runtime.start()
+        yield
+        if start:
+            runtime.stop()
+
+    app = FastAPI(title=spec.title or f"Qiyue {spec.name}", description=spec.description, version="0.1.0",
+                  lifespan=lifespan)
+    app.state.runtime, app.state.settings = runtime, settings
+    errors.install(app)
+    _install_middleware(app, runtime)
+    _install_operational_routes(app, runtime)
+    for router in spec.routers:
+        app.include_router(router)
+    return app
+
+
+def _install_middleware(app: FastAPI, runtime: Runtime) -> None:
+    @app.middleware("http")
+    async def request_context(request: Request, call_next):
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        token = logs.request_id_var.set(rid)
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+        finally:
+            logs.request_id_var.reset(token)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        runtime.metrics.requests.labels(request.method, route, str(response.status_code)).inc()
+        runtime.metrics.latency.labels(request.method, route).observe(time.perf_counter() - started)
+        response.headers["x-request-id"] = rid
+        return response
+
+
+def _install_operational_routes(app: FastAPI, runtime: Runtime) -> None:
+    @app.get("/healthz", include_in_schema=False)
+    def healthz():
+        return {"status": "ok", "service": runtime.spec.name}
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz():
+        down = []
+        try:
+            runtime.db.ping()
+        except Exception:
+            down.append("database")
+        if not runtime.broker_reachable():
+            down.append("broker")
+        if down:
+            return errors.problem(503, "Service unavailable", f"Not reachable: {', '.join(down)}.", down=down)
+        return JSONResponse({"status": "ready", "service": runtime.spec.name})
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics():
+        return Response(runtime.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def runtime_of(request: Request) -> Runtime:
+    """FastAPI dependency: the service's runtime (database, unit of work, settings)."""
+    return request.app.state.runtime

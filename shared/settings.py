@@ -1,0 +1,84 @@
+"""Settings for every service, read from `QIYUE_*` environment variables (pydantic-settings)."""
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICE_PORTS = {"contracts": 8001, "payments": 8002, "sla": 8003, "notifications": 8004}
+
+
+def var_dir() -> Path:
+    path = ROOT / "var"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def dev_jwt_secret() -> str:
+    """A per-checkout development secret, generated once, kept out of the repo (var/ is ignored)."""
+    path = var_dir() / "dev-jwt-secret"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+class Settings(BaseSettings):
+    """One settings object per service process.
+
+    Per-service overrides use the service name: `QIYUE_CONTRACTS_DATABASE_URL` beats `QIYUE_DATABASE_URL`.
+    """
+    model_config = SettingsConfigDict(env_prefix="QIYUE_", extra="ignore")
+
+    service: str = "contracts"
+    environment: Literal["development", "production", "test"] = "development"
+    database_url: str | None = None
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_partitions: int = 6
+    kafka_session_timeout_ms: int = 6000
+    consumer_max_attempts: int = 3
+    migrate_on_start: bool = True
+    jwt_secret: SecretStr | None = None
+    jwt_jwks_url: str | None = None       # production: RS256 keys from the identity provider
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    public_base_url: str | None = None    # links in notifications
+    scheduler_interval_s: float = 1.0
+    relay_poll_interval_s: float = 0.5   # safety net for commits made by other replicas
+    log_level: str = "INFO"
+    host: str = "127.0.0.1"
+    port: int | None = None
+
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{var_dir() / (self.service + '.db')}"
+
+    def http_port(self) -> int:
+        return self.port or SERVICE_PORTS[self.service]
+
+    def jwt_key(self) -> str:
+        if self.jwt_secret is not None:
+            return self.jwt_secret.get_secret_value()
+        if self.environment == "production":
+            raise RuntimeError("QIYUE_JWT_SECRET or QIYUE_JWT_JWKS_URL must be set in production")
+        return dev_jwt_secret()
+
+
+def settings_for(service: str, **overrides) -> Settings:
+    """Settings for `service`: QIYUE_<SERVICE>_X overrides QIYUE_X."""
+    import os
+
+    prefix = f"QIYUE_{service.upper()}_"
+    specific = {k[len(prefix):].lower(): v for k, v in os.environ.items() if k.startswith(prefix)}
+    return Settings(service=service, **{**specific, **overrides})
+
+
+@lru_cache
+def cached_settings(service: str) -> Settings:
+    return settings_for(service)
