@@ -76,7 +76,7 @@ def cmd_replay(args) -> int:
     count = 0
     with db.read_session() as s:
         for row in s.execute(select(outbox).where(outbox.c.created_at >= since).order_by(outbox.c.id)):
-            producer.send(row.topic, key=row.key.encode(), value=row.payload.encode(),
+            producer.send(settings.topic_prefix + row.topic, key=row.key.encode(), value=row.payload.encode(),
                           headers=[(k, v.encode()) for k, v in row.headers.items()])
             count += 1
     producer.flush(timeout=30)

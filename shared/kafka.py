@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import socket
 import threading
 import time
 import traceback
@@ -32,9 +33,9 @@ from shared.uow import UnitOfWork, utcnow
 log = logging.getLogger("qiyue.kafka")
 
 
-def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int) -> None:
+def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int, prefix: str = "") -> None:
     """Create missing topics (and their dead-letter topics); existing ones are left alone."""
-    wanted = set(topics)
+    wanted = {prefix + t for t in topics}
     wanted |= {dlq(t) for t in wanted if not t.endswith(".dlq")}
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="qiyue-admin", request_timeout_ms=10000)
     try:
@@ -48,9 +49,23 @@ def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int) -> Non
         admin.close()
 
 
+def broker_reachable(bootstrap: str, timeout: float = 1.0) -> bool:
+    """A cheap TCP probe of the bootstrap servers (any one answering counts)."""
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def make_producer(bootstrap: str) -> KafkaProducer:
     # acks=all and one request in flight: an event is durable before it is marked sent, in order.
-    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=5, linger_ms=0,
+    # Idempotence is off: consumers deduplicate by event id, and a broker that lost its state
+    # (memory-only in development) would otherwise refuse the old producer id forever.
+    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=5, linger_ms=0, enable_idempotence=False,
                          max_in_flight_requests_per_connection=1, request_timeout_ms=10000,
                          max_block_ms=10000, reconnect_backoff_max_ms=2000)
 
@@ -118,8 +133,10 @@ class OutboxRelay(_Loop):
     batch_size = 500
 
     def __init__(self, db: Database, tables: dict[str, Table], bootstrap: str, metrics: ServiceMetrics,
-                 service: str, poll_s: float = 0.5):
+                 service: str, poll_s: float = 0.5, prefix: str = "", partitions: int = 3):
         super().__init__(f"{service}-outbox-relay")
+        self.prefix, self.partitions = prefix, partitions
+        self._admin: KafkaAdminClient | None = None
         self.db, self.outbox, self.bootstrap, self.metrics = db, tables["outbox"], bootstrap, metrics
         self.lease = Lease(db, tables["leases"], f"{service}:outbox-relay")
         self.poll_s = poll_s
@@ -148,8 +165,9 @@ class OutboxRelay(_Loop):
         if not rows:
             self.metrics.outbox_backlog.set(0)
             return 0
+        self._ensure_topics({r.topic for r in rows})
         producer = self._get_producer()
-        futures = [producer.send(r.topic, key=r.key.encode(), value=r.payload.encode(),
+        futures = [producer.send(self.prefix + r.topic, key=r.key.encode(), value=r.payload.encode(),
                                  headers=[(k, v.encode()) for k, v in r.headers.items()]) for r in rows]
         producer.flush(timeout=15)
         for future in futures:
@@ -160,6 +178,24 @@ class OutboxRelay(_Loop):
             self.metrics.produced.labels(r.topic, r.event_type).inc()
         self._update_backlog()
         return len(rows)
+
+    def _ensure_topics(self, topics: set[str]) -> None:
+        """Check the topics exist before every batch (one metadata round trip).
+
+        A broker that restarted without its data (memory-only in development) may acknowledge a
+        produce to a topic it no longer has and drop it; creating the topic first prevents that.
+        """
+        if self._admin is None:
+            self._admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="qiyue-relay-admin",
+                                           request_timeout_ms=10000)
+        wanted = {self.prefix + t for t in topics}
+        wanted |= {dlq(t) for t in wanted}
+        missing = wanted - set(self._admin.list_topics())
+        for name in sorted(missing):
+            try:
+                self._admin.create_topics([NewTopic(name, self.partitions, 1)])
+            except TopicAlreadyExistsError:
+                pass
 
     def _update_backlog(self) -> None:
         t = self.outbox
@@ -172,6 +208,12 @@ class OutboxRelay(_Loop):
         return self._producer
 
     def _close_producer(self) -> None:
+        if self._admin is not None:
+            try:
+                self._admin.close()
+            except Exception:
+                pass
+            self._admin = None
         if self._producer is not None:
             try:
                 self._producer.close(timeout=1)
@@ -209,8 +251,10 @@ class EventConsumer(_Loop):
 
     def __init__(self, db: Database, tables: dict[str, Table], bootstrap: str, metrics: ServiceMetrics,
                  service: str, subscription: Subscription, uow_factory: Callable[[], UnitOfWork],
-                 max_attempts: int = 3, session_timeout_ms: int = 6000, group_id: str | None = None):
+                 max_attempts: int = 3, session_timeout_ms: int = 6000, group_id: str | None = None,
+                 prefix: str = "", partitions: int = 3):
         super().__init__(f"{service}-consumer")
+        self.prefix, self.partitions = prefix, partitions
         self.db, self.inbox, self.bootstrap, self.metrics = db, tables["inbox"], bootstrap, metrics
         self.service, self.subscription, self.uow_factory = service, subscription, uow_factory
         self.max_attempts, self.session_timeout_ms = max_attempts, session_timeout_ms
@@ -220,6 +264,9 @@ class EventConsumer(_Loop):
         self._producer: KafkaProducer | None = None
         self.ready = threading.Event()  # set once partitions are assigned
         self.after_effect: Callable[[Envelope], None] | None = None  # fault-injection point for tests
+        self._next_probe = 0.0
+        self._broker_was_down = False
+        self._known_topic_ids: dict = {}
 
     def tick(self) -> None:
         try:
@@ -234,6 +281,7 @@ class EventConsumer(_Loop):
                     self.process(message)
                     consumer.commit({tp: OffsetAndMetadata(message.offset + 1, None, -1)})
             self._report_lag(consumer)
+            self._watch_broker()
             self.backoff.reset()
         except Exception as exc:
             delay = self.backoff.next()
@@ -243,7 +291,7 @@ class EventConsumer(_Loop):
 
     def process(self, message) -> None:
         try:
-            envelope = Envelope.from_message(message.topic, message.headers, message.value)
+            envelope = Envelope.from_message(message.topic[len(self.prefix):], message.headers, message.value)
         except MalformedEvent as exc:
             self._dead_letter(message, exc, attempts=0)
             return
@@ -319,6 +367,34 @@ class EventConsumer(_Loop):
         log.error("message %s/%d@%d sent to %s: %s", message.topic, message.partition, message.offset,
                   dlq(message.topic), exc)
 
+    def _watch_broker(self) -> None:
+        """After an outage, rejoin from the committed offsets instead of the in-memory position.
+
+        A broker that lost its data (memory-only in development, or a restored cluster) starts its
+        partitions again at offset 0; a consumer keeping its old position would skip those events.
+        """
+        now = time.monotonic()
+        if now < self._next_probe or self._consumer is None:
+            return
+        self._next_probe = now + 1.0
+        ids = self._topic_ids(self._consumer)
+        recreated = any(self._known_topic_ids.get(t) not in (None, i) for t, i in ids.items())
+        self._known_topic_ids.update(ids)
+        if not broker_reachable(self.bootstrap):
+            self._broker_was_down = True
+        elif self._broker_was_down or recreated:
+            log.warning("consumer %s: broker is back or its topics were recreated; rejoining", self.group_id)
+            self._broker_was_down = False
+            self._known_topic_ids.clear()
+            self._close()
+
+    @staticmethod
+    def _topic_ids(consumer: KafkaConsumer) -> dict:
+        cluster = getattr(getattr(consumer, "_client", None), "cluster", None)
+        if cluster is None or not hasattr(cluster, "topic_id"):
+            return {}
+        return {t: cluster.topic_id(t) for t in consumer.subscription() or () if cluster.topic_id(t)}
+
     def _report_lag(self, consumer: KafkaConsumer) -> None:
         assignment = consumer.assignment()
         if not assignment:
@@ -334,12 +410,15 @@ class EventConsumer(_Loop):
 
     def _get_consumer(self) -> KafkaConsumer:
         if self._consumer is None:
+            # Subscribing to a topic that does not exist yet would wait for a metadata refresh.
+            ensure_topics(self.bootstrap, self.subscription.topics, self.partitions, self.prefix)
             self._consumer = KafkaConsumer(
-                *self.subscription.topics, bootstrap_servers=self.bootstrap, group_id=self.group_id,
+                *(self.prefix + t for t in self.subscription.topics), bootstrap_servers=self.bootstrap, group_id=self.group_id,
                 enable_auto_commit=False, auto_offset_reset="earliest",
                 session_timeout_ms=self.session_timeout_ms, heartbeat_interval_ms=max(500, self.session_timeout_ms // 6),
                 max_poll_interval_ms=300000, request_timeout_ms=max(30000, self.session_timeout_ms + 5000),
-                reconnect_backoff_max_ms=2000, client_id=f"{self.group_id}-{random.randrange(1 << 30)}")
+                reconnect_backoff_max_ms=2000, metadata_max_age_ms=5000, allow_auto_create_topics=False,
+                client_id=f"{self.group_id}-{random.randrange(1 << 30)}")
         return self._consumer
 
     def _close(self) -> None:

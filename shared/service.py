@@ -4,7 +4,6 @@ with the same operational endpoints everywhere (`/healthz`, `/readyz`, `/metrics
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 import uuid
@@ -19,7 +18,7 @@ from sqlalchemy import MetaData, Table
 
 from shared import errors, logs
 from shared.db import Database
-from shared.kafka import EventConsumer, OutboxRelay, Subscription, ensure_topics
+from shared.kafka import EventConsumer, OutboxRelay, Subscription, broker_reachable, ensure_topics
 from shared.metrics import ServiceMetrics
 from shared.migrations import upgrade
 from shared.scheduler import ScheduledJob, Scheduler
@@ -61,12 +60,14 @@ class Runtime:
         self.tables = spec.tables
         self.metrics = ServiceMetrics(spec.name)
         self.relay = OutboxRelay(self.db, self.tables, settings.kafka_bootstrap, self.metrics, spec.name,
-                                 poll_s=settings.relay_poll_interval_s)
+                                 poll_s=settings.relay_poll_interval_s, prefix=settings.topic_prefix,
+                                 partitions=settings.kafka_partitions)
         self.consumer = None
         if spec.subscription is not None:
             self.consumer = EventConsumer(self.db, self.tables, settings.kafka_bootstrap, self.metrics, spec.name,
                                           spec.subscription, self.uow, max_attempts=settings.consumer_max_attempts,
-                                          session_timeout_ms=settings.kafka_session_timeout_ms)
+                                          session_timeout_ms=settings.kafka_session_timeout_ms,
+                                          prefix=settings.topic_prefix, partitions=settings.kafka_partitions)
         self.scheduler = Scheduler(self.db, self.tables, spec.name, spec.jobs, self.uow, self.metrics,
                                    interval_s=settings.scheduler_interval_s) if spec.jobs else None
         self.topics_ready = threading.Event()
@@ -83,41 +84,40 @@ class Runtime:
             self.migrate()
         if self.spec.on_start:
             self.spec.on_start(self)
-        threading.Thread(target=self._ensure_topics, name=f"{self.spec.name}-topics", daemon=True).start()
-        for loop in self.loops():
-            loop.start()
+        for loop in (self.relay, self.scheduler):
+            if loop is not None:
+                loop.start()
+        # The consumer subscribes once its topics exist; requests are served meanwhile.
+        threading.Thread(target=self._ensure_topics_then_consume, name=f"{self.spec.name}-topics", daemon=True).start()
 
     def loops(self) -> list:
         return [x for x in (self.relay, self.consumer, self.scheduler) if x is not None]
 
     def stop(self) -> None:
+        self.relay._stop.set()  # also ends the topic thread's retries
         for loop in reversed(self.loops()):
             loop.stop()
         self.db.dispose()
 
-    def _ensure_topics(self) -> None:
-        """Create our topics when the broker answers; the service serves requests meanwhile."""
+    def _ensure_topics_then_consume(self) -> None:
+        """Create our topics when the broker answers, then start consuming."""
         topics = set(self.spec.produces) | set(self.spec.subscription.topics if self.spec.subscription else ())
         delay = 0.2
         while not self.relay.stopping:
             try:
-                ensure_topics(self.settings.kafka_bootstrap, topics, self.settings.kafka_partitions)
+                ensure_topics(self.settings.kafka_bootstrap, topics, self.settings.kafka_partitions,
+                              self.settings.topic_prefix)
                 self.topics_ready.set()
+                if self.consumer is not None and not self.relay.stopping:
+                    self.consumer.start()
                 return
             except Exception as exc:
                 log.warning("topics not created yet (%s); retrying", exc)
                 time.sleep(delay)
                 delay = min(delay * 2, 10)
 
-    def broker_reachable(self, timeout: float = 1.0) -> bool:
-        for server in self.settings.kafka_bootstrap.split(","):
-            host, _, port = server.strip().rpartition(":")
-            try:
-                with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
-                    return True
-            except OSError:
-                continue
-        return False
+    def broker_reachable(self) -> bool:
+        return broker_reachable(self.settings.kafka_bootstrap)
 
 
 def create_app(spec: ServiceSpec, settings: Settings | None = None, start: bool = True) -> FastAPI:

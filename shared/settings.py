@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_partitions: int = 6
+    topic_prefix: str = ""               # namespaces every topic (one cluster, several environments; tests)
     kafka_session_timeout_ms: int = 6000
     consumer_max_attempts: int = 3
     migrate_on_start: bool = True

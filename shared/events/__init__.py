@@ -23,7 +23,7 @@ def dlq(topic: str) -> str:
 def _concrete(cls: type) -> list[type[EventPayload]]:
     out = []
     for sub in cls.__subclasses__():
-        if "event_type" in sub.__dict__:
+        if "event_type" in sub.__dict__ and sub.__module__.startswith("shared.events."):
             out.append(sub)
         out.extend(_concrete(sub))
     return out

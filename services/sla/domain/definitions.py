@@ -1,0 +1,142 @@
+"""An SLA definition: the service levels a contract version promises, each linked back to the
+clause and the contract version it was written in."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+
+from shared.errors import Invalid, field_error
+from shared.events.contracts import ContractTerms, ServiceHours, SlaMetric, SlaTerms
+
+TICKET_KINDS = frozenset({"first_response", "resolution"})
+SHARE_KINDS = frozenset({"service_level", "abandonment_rate", "availability", "first_contact_resolution"})
+
+
+@dataclass(frozen=True)
+class MetricDefinition:
+    terms: SlaMetric
+    contract_version: int          # the version this metric was last written in
+
+    @property
+    def key(self) -> str:
+        return self.terms.key
+
+    @property
+    def kind(self) -> str:
+        return self.terms.kind
+
+    @property
+    def is_ticket_timer(self) -> bool:
+        return self.terms.kind in TICKET_KINDS
+
+    @property
+    def allowed_time(self) -> dt.timedelta:
+        """Ticket timers: the target is stated in minutes."""
+        return dt.timedelta(seconds=float(self.terms.target * 60))
+
+
+@dataclass(frozen=True)
+class Amendment:
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+
+    @property
+    def touches_metrics(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
+
+
+@dataclass(frozen=True)
+class SlaDefinition:
+    contract_id: str
+    org: str
+    contract_version: int
+    number: str
+    title: str
+    currency: str
+    monthly_fee: Decimal | None
+    effective_date: dt.date
+    end_date: dt.date
+    service_hours: ServiceHours
+    credit_cap_share: Decimal | None
+    metrics: tuple[MetricDefinition, ...] = field(default=())
+
+    @property
+    def timezone(self) -> str:
+        return self.service_hours.timezone
+
+    def metric(self, key: str) -> MetricDefinition | None:
+        return next((m for m in self.metrics if m.key == key), None)
+
+    def ticket_metrics(self, priority: str | None) -> list[MetricDefinition]:
+        """The timers a ticket of this priority runs (a timer without priority applies to all)."""
+        return [m for m in self.metrics if m.is_ticket_timer and m.terms.priority in (None, priority)]
+
+    def window_metrics(self) -> list[MetricDefinition]:
+        return [m for m in self.metrics if not m.is_ticket_timer]
+
+
+def definition_from_terms(terms: ContractTerms) -> SlaDefinition | None:
+    """The definition a contract's terms promise; None when the contract promises no service levels."""
+    if terms.sla is None or not terms.sla.metrics:
+        return None
+    check_sla_terms(terms.sla)
+    return SlaDefinition(
+        contract_id=terms.contract_id, org=terms.org, contract_version=terms.version, number=terms.number,
+        title=terms.title, currency=terms.currency, monthly_fee=terms.monthly_fee,
+        effective_date=terms.effective_date, end_date=terms.end_date, service_hours=terms.sla.service_hours,
+        credit_cap_share=terms.sla.credit_cap_share,
+        metrics=tuple(MetricDefinition(m, terms.version) for m in terms.sla.metrics),
+    )
+
+
+def amend(current: SlaDefinition, terms: ContractTerms) -> tuple[SlaDefinition, Amendment]:
+    """The definition after an amendment: unchanged metrics keep their link to the version they came from."""
+    proposed = definition_from_terms(terms)
+    new_metrics = proposed.metrics if proposed else ()
+    old = {m.key: m for m in current.metrics}
+    kept, changed = [], []
+    for metric in new_metrics:
+        before = old.get(metric.key)
+        if before is not None and before.terms == metric.terms:
+            kept.append(before)
+        else:
+            kept.append(metric)
+            if before is not None:
+                changed.append(metric.key)
+    new_keys = {m.key for m in new_metrics}
+    amendment = Amendment(added=tuple(m.key for m in new_metrics if m.key not in old),
+                          removed=tuple(k for k in old if k not in new_keys), changed=tuple(changed))
+    base = proposed or current
+    amended = replace(base, contract_version=terms.version, metrics=tuple(kept),
+                      monthly_fee=terms.monthly_fee, currency=terms.currency, title=terms.title,
+                      effective_date=terms.effective_date, end_date=terms.end_date)
+    return amended, amendment
+
+
+def check_sla_terms(sla: SlaTerms, pointer: str = "/sla") -> None:
+    """Refuse promises that cannot be measured (each problem named by JSON pointer)."""
+    problems = []
+    seen: set[str] = set()
+    for i, m in enumerate(sla.metrics):
+        at = f"{pointer}/metrics/{i}"
+        if m.key in seen:
+            problems.append(field_error(f"{at}/key", f"duplicate metric key {m.key!r}"))
+        seen.add(m.key)
+        if m.target < 0:
+            problems.append(field_error(f"{at}/target", "must not be negative"))
+        if m.kind in TICKET_KINDS and m.target <= 0:
+            problems.append(field_error(f"{at}/target", "minutes allowed must be positive"))
+        if m.kind in SHARE_KINDS and m.target > 1:
+            problems.append(field_error(f"{at}/target", "a share is written as a fraction, e.g. 0.8"))
+        if m.kind == "service_level" and not m.threshold_seconds:
+            problems.append(field_error(f"{at}/threshold_seconds", "service level needs the answer threshold"))
+        if m.kind == "report_delivery" and (m.target < 1 or m.target != m.target.to_integral_value()):
+            problems.append(field_error(f"{at}/target", "report delivery target is a working day number, e.g. 5"))
+        if not Decimal(0) < m.at_risk_share <= 1:
+            problems.append(field_error(f"{at}/at_risk_share", "must be in (0, 1]"))
+    if sla.credit_cap_share is not None and sla.credit_cap_share < 0:
+        problems.append(field_error(f"{pointer}/credit_cap_share", "must not be negative"))
+    if problems:
+        raise Invalid("The SLA terms cannot be measured as written.", errors=problems)

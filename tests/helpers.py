@@ -1,0 +1,33 @@
+"""Helpers shared by the suite: waiting on conditions, tokens, service instances."""
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Callable
+
+from shared.auth import issue_token
+
+TEST_SECRET = "test-secret-" + uuid.uuid4().hex   # generated per run: no secret in the repo
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05, message: str = "") -> Any:
+    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = condition()
+            if result:
+                return result
+        except AssertionError as exc:  # a condition may assert; keep waiting until the deadline
+            last_error = exc
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s: {message}" + (f" ({last_error})" if last_error else ""))
+
+
+def token(*roles: str, org: str = "acme", sub: str = "user-1") -> str:
+    return issue_token(TEST_SECRET, sub, org, roles or ("viewer",))
+
+
+def auth(*roles: str, org: str = "acme", sub: str = "user-1") -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(*roles, org=org, sub=sub)}"}
