@@ -28,6 +28,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -76,7 +77,7 @@ def _year_facts(country: str, year: int) -> _YearFacts:
             worked = dt.date(int(y), int(month), int(day))
             if worked in working_weekends:
                 working_weekends[worked] = day_off.isoweekday()
-    return _YearFacts(frozenset(calendar.keys()), working_weekends, weekend)
+    return _YearFacts(frozenset(calendar.keys()), MappingProxyType(working_weekends), weekend)
 
 
 # --------------------------------------------------------------------------- service hours
@@ -247,7 +248,7 @@ class BusinessCalendar:
     def is_open(self, at: dt.datetime) -> bool:
         _require_aware(at)
         at = at.astimezone(UTC)
-        return any(o <= at < c for o, c in self._openings(self._local_date(at) - ONE_DAY, at))
+        return self.next_opening(at) == at
 
     def next_opening(self, at: dt.datetime) -> dt.datetime:
         """`at` (in UTC) when the service is open, else the moment it next opens."""

@@ -67,7 +67,8 @@ class Runtime:
             self.consumer = EventConsumer(self.db, self.tables, settings.kafka_bootstrap, self.metrics, spec.name,
                                           spec.subscription, self.uow, max_attempts=settings.consumer_max_attempts,
                                           session_timeout_ms=settings.kafka_session_timeout_ms,
-                                          prefix=settings.topic_prefix, partitions=settings.kafka_partitions)
+                                          prefix=settings.topic_prefix, partitions=settings.kafka_partitions,
+                                          group_id=settings.topic_prefix + spec.name)
         self.scheduler = Scheduler(self.db, self.tables, spec.name, spec.jobs, self.uow, self.metrics,
                                    interval_s=settings.scheduler_interval_s) if spec.jobs else None
         self.topics_ready = threading.Event()

@@ -7,7 +7,8 @@ from shared.events import TOPICS
 from shared.service import ServiceSpec, create_app
 from shared.settings import Settings
 from services.sla.adapters.tables import metadata
-from services.sla.api.routes import router
+from services.sla.adapters import prometheus
+from services.sla.api.routes import page_router, router
 from services.sla.handlers import subscription
 from services.sla.jobs import jobs
 
@@ -17,10 +18,11 @@ spec = ServiceSpec(
     description="SLA definitions, business calendars, ticket and metric ingestion, breach and at-risk detection, credits, reports.",
     metadata=metadata,
     migrations_dir=Path(__file__).with_name("migrations"),
-    routers=[router],
+    routers=[router, page_router],
     produces=(TOPICS["sla"],),
     subscription=subscription,
     jobs=jobs,
+    on_start=prometheus.install,
 )
 
 

@@ -157,3 +157,17 @@ class ContractDrafted(_ContractEvent):
     template: str
     language: Language
     title: str
+
+
+class ContractActivated(_ContractEvent):
+    event_type = "contract.activated"
+    version: int
+    terms: ContractTerms
+
+
+class ContractAmended(_ContractEvent):
+    event_type = "contract.amended"
+    version: int
+    previous_version: int
+    terms: ContractTerms
+    delta: dict = {}

@@ -191,7 +191,7 @@ def test_consumer_killed_between_effect_and_offset_commit_causes_no_second_effec
     cons.consumer._consumer.close(autocommit=False)
     restarted = EventConsumer(cons.db, cons.tables, cons.settings.kafka_bootstrap, cons.metrics, "consumer",
                               cons.spec.subscription, cons.uow, prefix=cons.settings.topic_prefix,
-                              session_timeout_ms=6000)
+                              session_timeout_ms=6000, group_id=cons.consumer.group_id)
     restarted.start()
     try:
         wait_until(lambda: _sample(cons, "qiyue_events_consumed_total", outcome="duplicate") >= 1, 40,

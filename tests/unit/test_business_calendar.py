@@ -346,7 +346,7 @@ CALENDARS = [OFFICE, NO_ADJUSTED, LUNCH, SHORT_FRIDAY, CLOSED_0303, ALWAYS,
 calendars = st.sampled_from(CALENDARS)
 instants = st.datetimes(min_value=dt.datetime(2025, 11, 1), max_value=dt.datetime(2027, 2, 1),
                         timezones=st.just(UTC))
-durations = st.timedelta(min_value=dt.timedelta(0), max_value=dt.timedelta(hours=400))
+durations = st.timedeltas(min_value=dt.timedelta(0), max_value=dt.timedelta(hours=400))
 
 
 @settings(deadline=None)

@@ -1,6 +1,289 @@
-"""HTTP entry points of the sla service (thin: parse, authorise, call the domain, answer)."""
+"""HTTP entry points of the sla service (thin: parse, authorise, call the service layer, answer).
+
+Roles: any role reads; `pm` manages definitions; `pm` and `vendor` report tickets and samples
+(admin always). Every query is scoped to the caller's organisation.
+"""
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+from pathlib import Path
 
-router = APIRouter(prefix="/v1")
+from fastapi import APIRouter, Depends, Header, Path as PathParam, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from services.sla import service_layer, views
+from services.sla.adapters import reports
+from services.sla.adapters import repository as repo
+from services.sla.adapters.stream import events_after, last_seq
+from services.sla.api.schemas import DefinitionIn, SampleBatch, SampleIn, TicketEventBatch, TicketEventIn
+from services.sla.domain.definitions import MetricDefinition, SlaDefinition, check_sla_terms
+from services.sla.domain.periods import Period
+from services.sla.domain.samples import check_sample, check_ticket_event
+from shared.auth import Principal, current_principal, decode_token, require
+from shared.errors import Conflict, Invalid, NotFound, field_error
+from shared.events.sla import MetricSampleRecorded, TicketEventRecorded
+from shared.idempotency import remember, replay
+from shared.pagination import decode_cursor, page_of
+from shared.service import runtime_of
+from shared.uow import utcnow
+
+router = APIRouter(prefix="/v1", tags=["sla"])
+page_router = APIRouter(include_in_schema=False)
+
+MANAGE = ("pm",)
+INGEST = ("pm", "vendor")
+PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+# --- definitions -------------------------------------------------------------------------------
+
+@router.post("/sla/definitions", status_code=201)
+def create_definition(body: DefinitionIn, request: Request, principal: Principal = Depends(require(*MANAGE)),
+                      idempotency_key: str | None = Header(default=None)):
+    """Define (or, with a higher `version`, amend) the SLA of a contract kept outside Qiyue."""
+    rt = runtime_of(request)
+    scope, payload = "POST /v1/sla/definitions", body.model_dump(mode="json")
+    with rt.uow() as uow:
+        stored = replay(uow.session, rt.tables["idempotency_keys"], principal.org, scope, idempotency_key, payload)
+        if stored is not None:
+            return JSONResponse(stored[1], status_code=stored[0])
+        _check_definition(body)
+        existing = repo.get_definition(uow.session, principal.org, body.contract_id)
+        if existing is not None and existing.contract_version >= body.version:
+            raise Conflict(f"Version {existing.contract_version} is already defined; send a higher version to amend.")
+        definition = service_layer.apply_definition(uow, _proposed(body, principal.org), utcnow())
+        answer, status = views.definition_view(definition), 200 if existing else 201
+        remember(uow.session, rt.tables["idempotency_keys"], principal.org, scope, idempotency_key, payload,
+                 status, answer)
+        uow.commit()
+    return JSONResponse(answer, status_code=status, headers={"Location": f"/v1/sla/definitions/{body.contract_id}"})
+
+
+def _check_definition(body: DefinitionIn) -> None:
+    if not body.sla.metrics:
+        raise Invalid("An SLA needs at least one metric.", errors=[field_error("/sla/metrics", "empty")])
+    if body.end_date < body.effective_date:
+        raise Invalid("The SLA ends before it starts.", errors=[field_error("/end_date", "before effective_date")])
+    check_sla_terms(body.sla)
+
+
+def _proposed(body: DefinitionIn, org: str) -> SlaDefinition:
+    return SlaDefinition(
+        contract_id=body.contract_id, org=org, contract_version=body.version, number=body.number, title=body.title,
+        currency=body.currency, monthly_fee=body.monthly_fee, effective_date=body.effective_date,
+        end_date=body.end_date, service_hours=body.sla.service_hours, credit_cap_share=body.sla.credit_cap_share,
+        metrics=tuple(MetricDefinition(m, body.version) for m in body.sla.metrics))
+
+
+@router.get("/sla/definitions")
+def list_definitions(request: Request, limit: int = Query(50, ge=1, le=200), cursor: str | None = None,
+                     principal: Principal = Depends(require())):
+    after = decode_cursor(cursor)
+    with runtime_of(request).db.read_session() as s:
+        found = repo.list_definitions(s, principal.org, after, limit + 1)
+    items, next_cursor = page_of(found, limit, lambda d: d.contract_id)
+    return {"items": [views.definition_view(d) for d in items], "next_cursor": next_cursor}
+
+
+@router.get("/sla/definitions/{contract_id}")
+def get_definition(contract_id: str, request: Request, principal: Principal = Depends(require())):
+    with runtime_of(request).db.read_session() as s:
+        return views.definition_view(views.require_definition(s, principal.org, contract_id))
+
+
+# --- ingestion ---------------------------------------------------------------------------------
+
+@router.post("/sla/ticket-events", status_code=201)
+def post_ticket_event(body: TicketEventIn, request: Request, principal: Principal = Depends(require(*INGEST))):
+    """One ticket event; 201 when new, 200 when its `source_id` was already recorded."""
+    [status] = _ingest_tickets(request, principal, [body], pointer=lambda i: "")
+    return JSONResponse({"source_id": body.source_id, "status": status}, status_code=201 if status == "accepted" else 200)
+
+
+@router.post("/sla/ticket-events/batch")
+def post_ticket_events(body: TicketEventBatch, request: Request, principal: Principal = Depends(require(*INGEST))):
+    """Up to 5,000 ticket events in one transaction, in any order."""
+    statuses = _ingest_tickets(request, principal, body.items, pointer=lambda i: f"/items/{i}")
+    return _batch_answer(body.items, statuses)
+
+
+@router.post("/sla/samples", status_code=201)
+def post_sample(body: SampleIn, request: Request, principal: Principal = Depends(require(*INGEST))):
+    """One metric sample; 201 when new, 200 when its `source_id` was already recorded."""
+    [status] = _ingest_samples(request, principal, [body], pointer=lambda i: "")
+    return JSONResponse({"source_id": body.source_id, "status": status}, status_code=201 if status == "accepted" else 200)
+
+
+@router.post("/sla/samples/batch")
+def post_samples(body: SampleBatch, request: Request, principal: Principal = Depends(require(*INGEST))):
+    """Up to 5,000 metric samples in one transaction, in any order."""
+    statuses = _ingest_samples(request, principal, body.items, pointer=lambda i: f"/items/{i}")
+    return _batch_answer(body.items, statuses)
+
+
+def _ingest_tickets(request: Request, principal: Principal, items, pointer) -> list[str]:
+    events = [TicketEventRecorded(**item.model_dump(), org=principal.org) for item in items]
+    problems = [p for i, e in enumerate(events) for p in check_ticket_event(e, pointer(i))]
+    return _ingest(request, principal, events, problems, pointer, service_layer.record_ticket_events)
+
+
+def _ingest_samples(request: Request, principal: Principal, items, pointer) -> list[str]:
+    samples = [MetricSampleRecorded(**item.model_dump(), org=principal.org) for item in items]
+    problems = [p for i, s in enumerate(samples) for p in check_sample(s, pointer(i))]
+    return _ingest(request, principal, samples, problems, pointer, service_layer.record_samples)
+
+
+def _ingest(request: Request, principal: Principal, items: list, problems: list, pointer, record) -> list[str]:
+    if problems:
+        raise Invalid("Some items cannot be counted.", errors=problems)
+    rt = runtime_of(request)
+    with rt.uow() as uow:
+        definitions = repo.get_definitions(uow.session, principal.org, [i.contract_id for i in items])
+        unknown = [i for i, item in enumerate(items) if item.contract_id not in definitions]
+        if unknown and len(items) == 1:
+            raise NotFound(f"No SLA definition for contract {items[0].contract_id}.")
+        if unknown:
+            raise Invalid("Some items name a contract without an SLA definition.",
+                          errors=[field_error(f"{pointer(i)}/contract_id", "no SLA definition for this contract")
+                                  for i in unknown[:100]])
+        statuses = record(uow, principal.org, items, utcnow(), definitions)
+        uow.commit()
+    if rt.scheduler is not None:
+        rt.scheduler.wake()   # a deadline may now be sooner than the scheduler's next tick
+    return statuses
+
+
+def _batch_answer(items, statuses: list[str]) -> dict:
+    return {"accepted": statuses.count("accepted"), "duplicates": statuses.count("duplicate"),
+            "items": [{"source_id": i.source_id, "status": s} for i, s in zip(items, statuses)]}
+
+
+# --- dashboards and reports --------------------------------------------------------------------
+
+@router.get("/contracts/{contract_id}/sla")
+def contract_sla(contract_id: str, request: Request, principal: Principal = Depends(require())):
+    """Each metric's target, actual so far and compliance; open tickets at risk or breached; past months."""
+    with runtime_of(request).db.read_session() as s:
+        return views.contract_sla(s, principal.org, contract_id, utcnow())
+
+
+@router.get("/contracts/{contract_id}/sla/reports/{period}")
+def monthly_report(contract_id: str, request: Request, period: str = PathParam(pattern=PERIOD),
+                   format: str | None = Query(None, pattern="^(json|csv|docx)$"),
+                   lang: str = Query("zh-CN", pattern="^(zh-CN|en)$"),
+                   principal: Principal = Depends(require())):
+    """The month's report as JSON, CSV or DOCX (`format`, or the Accept header), in Chinese or English."""
+    with runtime_of(request).db.read_session() as s:
+        report = views.period_report(s, principal.org, contract_id, Period.parse(period), utcnow())
+    chosen = format or _format_from_accept(request.headers.get("accept", ""))
+    name = f"sla-{contract_id}-{period}-{lang}"
+    if chosen == "csv":
+        return Response(reports.to_csv(report, lang), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+    if chosen == "docx":
+        return Response(reports.to_docx(report, lang), media_type=DOCX,
+                        headers={"Content-Disposition": f'attachment; filename="{name}.docx"'})
+    return report
+
+
+def _format_from_accept(accept: str) -> str:
+    if "text/csv" in accept:
+        return "csv"
+    if DOCX in accept:
+        return "docx"
+    return "json"
+
+
+@router.get("/sla/overview")
+def overview(request: Request, principal: Principal = Depends(require())):
+    """Every contract of the organisation with this month's standing (the dashboard page reads it)."""
+    with runtime_of(request).db.read_session() as s:
+        return {"items": views.overview(s, principal.org, utcnow())}
+
+
+# --- live stream and page ----------------------------------------------------------------------
+#
+# EventSource cannot send an Authorization header, so the stream and the page also accept the
+# bearer token as `?token=`. The trade-off: a token in a URL can end up in proxy and access logs,
+# browser history and Referer headers. Only these two read-only routes accept it; the page sends
+# `Referrer-Policy: no-referrer`, moves the token out of the address bar into sessionStorage at
+# once, and uses the header for every other call. Use a short-lived viewer token for it.
+
+STREAM_POLL_S = 0.25
+KEEPALIVE_S = 15.0
+PAGE = Path(__file__).with_name("dashboard.html")
+
+
+def header_or_query_principal(request: Request, token: str | None = Query(
+        None, description="Bearer token, for EventSource clients that cannot send headers")) -> Principal:
+    if token and not request.headers.get("authorization"):
+        principal = decode_token(token, request.app.state.settings)
+        request.state.principal = principal
+        return principal
+    return current_principal(request)
+
+
+@router.get("/stream")
+async def stream(request: Request, contract_id: str | None = None, last_event_id: str | None = Query(None),
+                 last_event_header: str | None = Header(None, alias="Last-Event-ID"),
+                 principal: Principal = Depends(header_or_query_principal)):
+    """Server-Sent Events: the organisation's SLA events (optionally one contract's), resumable with Last-Event-ID.
+
+    Without Last-Event-ID the stream starts at the present; with it, every later event is replayed first.
+    """
+    rt = runtime_of(request)
+    start = _resume_point(last_event_header or last_event_id)
+    if start is None:
+        start = await run_in_threadpool(_last_seq, rt)
+
+    async def events():
+        last, idle = start, 0.0
+        yield "retry: 2000\n\n"
+        while not await request.is_disconnected():
+            try:
+                rows = await run_in_threadpool(_events_after, rt, principal.org, last, contract_id)
+            except Exception:
+                return   # the service is stopping; the client reconnects with its Last-Event-ID
+            for row in rows:
+                last = row.seq
+                yield f"id: {row.seq}\nevent: {row.event_type}\ndata: {row.body}\n\n"
+            idle = 0.0 if rows else idle + STREAM_POLL_S
+            if idle >= KEEPALIVE_S:
+                idle = 0.0
+                yield ": keep-alive\n\n"
+            if not rows:
+                await asyncio.sleep(STREAM_POLL_S)
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _resume_point(value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    if not value.isdigit():
+        raise Invalid("Last-Event-ID must be an event id this stream sent.",
+                      errors=[{"parameter": "Last-Event-ID", "in": "header", "detail": "not a stream event id"}])
+    return int(value)
+
+
+def _last_seq(rt) -> int:
+    with rt.db.read_session() as s:
+        return last_seq(s)
+
+
+def _events_after(rt, org: str, after: int, contract_id: str | None):
+    with rt.db.read_session() as s:
+        return events_after(s, org, after, contract_id)
+
+
+@page_router.get("/dashboard", response_class=HTMLResponse)
+def dashboard(principal: Principal = Depends(header_or_query_principal)):
+    """Every contract's compliance and live breaches: plain HTML and a little JavaScript."""
+    return HTMLResponse(PAGE.read_text(encoding="utf-8"), headers={
+        "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
+        "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+                                   "style-src 'self' 'unsafe-inline'; connect-src 'self'",
+    })

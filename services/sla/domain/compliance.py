@@ -12,6 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Iterable, Literal
+from zoneinfo import ZoneInfo
 
 from shared.events.contracts import SlaMetric
 
@@ -191,3 +192,10 @@ def report_delivery(metric: SlaMetric, due: dt.datetime, delivered_at: dt.dateti
     status: Status = "ok" if on_time else "breached"
     miss = ZERO if on_time else Decimal(max(1, working_days_late)) / metric.target
     return WindowOutcome(status, Decimal(delivered_working_day or 0), on_time, 1, int(not on_time), miss=miss)
+
+
+def report_due(calendar, period_first_day: dt.date, working_day: int, timezone: str) -> dt.datetime:
+    """End of working day N of the month (local midnight after it), as a UTC instant."""
+    day = calendar.nth_working_day_of_month(period_first_day.year, period_first_day.month, working_day)
+    midnight = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=ZoneInfo(timezone))
+    return midnight.astimezone(dt.timezone.utc)

@@ -77,27 +77,25 @@ class SlaDefinition:
         return [m for m in self.metrics if not m.is_ticket_timer]
 
 
-def definition_from_terms(terms: ContractTerms) -> SlaDefinition | None:
-    """The definition a contract's terms promise; None when the contract promises no service levels."""
-    if terms.sla is None or not terms.sla.metrics:
-        return None
-    check_sla_terms(terms.sla)
+def definition_from_terms(terms: ContractTerms) -> SlaDefinition:
+    """The definition a contract's terms promise (no metrics when the contract promises no service levels)."""
+    sla = terms.sla or SlaTerms(service_hours=ServiceHours(hours={d: [("09:00", "18:00")] for d in range(1, 6)}),
+                                metrics=[])
+    check_sla_terms(sla)
     return SlaDefinition(
         contract_id=terms.contract_id, org=terms.org, contract_version=terms.version, number=terms.number,
         title=terms.title, currency=terms.currency, monthly_fee=terms.monthly_fee,
-        effective_date=terms.effective_date, end_date=terms.end_date, service_hours=terms.sla.service_hours,
-        credit_cap_share=terms.sla.credit_cap_share,
-        metrics=tuple(MetricDefinition(m, terms.version) for m in terms.sla.metrics),
+        effective_date=terms.effective_date, end_date=terms.end_date, service_hours=sla.service_hours,
+        credit_cap_share=sla.credit_cap_share,
+        metrics=tuple(MetricDefinition(m, terms.version) for m in sla.metrics),
     )
 
 
-def amend(current: SlaDefinition, terms: ContractTerms) -> tuple[SlaDefinition, Amendment]:
+def amend(current: SlaDefinition, proposed: SlaDefinition) -> tuple[SlaDefinition, Amendment]:
     """The definition after an amendment: unchanged metrics keep their link to the version they came from."""
-    proposed = definition_from_terms(terms)
-    new_metrics = proposed.metrics if proposed else ()
     old = {m.key: m for m in current.metrics}
     kept, changed = [], []
-    for metric in new_metrics:
+    for metric in proposed.metrics:
         before = old.get(metric.key)
         if before is not None and before.terms == metric.terms:
             kept.append(before)
@@ -105,14 +103,10 @@ def amend(current: SlaDefinition, terms: ContractTerms) -> tuple[SlaDefinition, 
             kept.append(metric)
             if before is not None:
                 changed.append(metric.key)
-    new_keys = {m.key for m in new_metrics}
-    amendment = Amendment(added=tuple(m.key for m in new_metrics if m.key not in old),
+    new_keys = {m.key for m in proposed.metrics}
+    amendment = Amendment(added=tuple(m.key for m in proposed.metrics if m.key not in old),
                           removed=tuple(k for k in old if k not in new_keys), changed=tuple(changed))
-    base = proposed or current
-    amended = replace(base, contract_version=terms.version, metrics=tuple(kept),
-                      monthly_fee=terms.monthly_fee, currency=terms.currency, title=terms.title,
-                      effective_date=terms.effective_date, end_date=terms.end_date)
-    return amended, amendment
+    return replace(proposed, metrics=tuple(kept)), amendment
 
 
 def check_sla_terms(sla: SlaTerms, pointer: str = "/sla") -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Iterable, Literal
 
+from services.sla.domain.compliance import TicketStanding
 from services.sla.domain.time_basis import TimeBasis
 
 # Events at the same instant are applied in the order a ticket lives them.
@@ -104,8 +105,18 @@ class ClockReading:
     def cycle(self) -> int:
         return self.cycles[-1].number if self.cycles else 0
 
+    @property
+    def running_since(self) -> dt.datetime | None:
+        return self.cycles[-1].spans[-1][0] if self.state == "running" else None
+
     def elapsed(self, basis: TimeBasis, now: dt.datetime | None = None) -> dt.timedelta:
+        """Counted time of the current cycle (its running span up to `now`, if given)."""
         return self.cycles[-1].elapsed(basis, now) if self.cycles else dt.timedelta(0)
+
+    def settled_miss(self, basis: TimeBasis) -> Decimal | None:
+        """The worst overrun of the time already counted (spans that have ended), as a share of the time allowed."""
+        worst = max((c.elapsed(basis) for c in self.cycles), default=dt.timedelta(0)) - self.allowed
+        return _share(worst, self.allowed) if worst > dt.timedelta(0) else None
 
     def is_breached(self, now: dt.datetime) -> bool:
         return self.breached_at is not None and self.breached_at <= now
@@ -114,8 +125,25 @@ class ClockReading:
         """How far the worst breached cycle overran, as a share of the time allowed (0.5 = 50 % late)."""
         if not self.is_breached(now):
             return None
-        over = max(c.elapsed(basis, now) - self.allowed for c in self.cycles)
-        return Decimal(over.total_seconds()) / Decimal(self.allowed.total_seconds())
+        return _share(max(c.elapsed(basis, now) for c in self.cycles) - self.allowed, self.allowed)
+
+
+def _share(over: dt.timedelta, allowed: dt.timedelta) -> Decimal:
+    return (Decimal(over.total_seconds()) / Decimal(allowed.total_seconds())).quantize(Decimal("0.000001"))
+
+
+def ticket_standing(*, state: str, elapsed: dt.timedelta, running_since: dt.datetime | None,
+                    at_risk_at: dt.datetime | None, breached_at: dt.datetime | None, settled_miss: Decimal | None,
+                    allowed: dt.timedelta, basis: TimeBasis, now: dt.datetime) -> TicketStanding:
+    """A stored clock read at `now`: breached once its first deadline has passed, at risk past its threshold."""
+    breached = breached_at is not None and breached_at <= now
+    at_risk = state in ("running", "paused") and at_risk_at is not None and at_risk_at <= now and not breached
+    if not breached:
+        return TicketStanding(False, at_risk)
+    live = elapsed + (basis.business_time_between(running_since, now) if running_since and now > running_since
+                      else dt.timedelta(0))
+    misses = [m for m in (settled_miss, _share(live - allowed, allowed) if live > allowed else None) if m is not None]
+    return TicketStanding(True, False, max(misses, default=Decimal(0)))
 
 
 def read_clock(events: Iterable[TicketEvent], kind: str, allowed: dt.timedelta, basis: TimeBasis, *,

@@ -18,10 +18,10 @@ class CalendarTime:
     """Every second counts, nights, weekends and holidays included."""
 
     def add_business_time(self, start: dt.datetime, amount: dt.timedelta) -> dt.datetime:
-        return start + amount
+        return (start + amount).astimezone(dt.timezone.utc)
 
     def business_time_between(self, start: dt.datetime, end: dt.datetime) -> dt.timedelta:
-        return max(dt.timedelta(0), end - start)
+        return end - start
 
 
 def basis_for(metric: SlaMetric, hours: ServiceHours) -> TimeBasis:

@@ -1,0 +1,66 @@
+"""What a metric sample must say to be counted, and which windows it counts in."""
+from __future__ import annotations
+
+import datetime as dt
+
+from services.sla.domain.periods import Period
+from shared.errors import field_error
+from shared.events.sla import MetricSampleRecorded, TicketEventRecorded
+
+# Which metric kinds each sample kind feeds.
+FEEDS = {
+    "interval_stats": ("service_level", "abandonment_rate"),
+    "availability": ("availability",),
+    "survey": ("csat",),
+    "first_contact": ("first_contact_resolution",),
+    "report_delivered": ("report_delivery",),
+}
+_REQUIRED = {
+    "interval_stats": ("start", "end", "offered"),
+    "availability": ("start", "end", "state"),
+    "survey": ("at",),
+    "first_contact": ("at", "contacts", "resolved_first_contact"),
+    "report_delivered": ("at", "report_period"),
+}
+
+
+def check_ticket_event(event: TicketEventRecorded, pointer: str = "") -> list[dict]:
+    if event.kind == "opened" and event.priority is None:
+        return [field_error(f"{pointer}/priority", "an opened ticket needs its priority (P1-P4)")]
+    return []
+
+
+def check_sample(sample: MetricSampleRecorded, pointer: str = "") -> list[dict]:
+    """Problems with a sample, each named by JSON pointer (empty when it can be counted)."""
+    problems = [field_error(f"{pointer}/{name}", f"required for a {sample.kind} sample")
+                for name in _REQUIRED[sample.kind] if getattr(sample, name) is None]
+    if sample.start and sample.end and sample.end <= sample.start:
+        problems.append(field_error(f"{pointer}/end", "must be after start"))
+    if sample.kind == "interval_stats" and sample.offered is not None:
+        for name in ("answered_within_threshold", "abandoned"):
+            if (getattr(sample, name) or 0) > sample.offered:
+                problems.append(field_error(f"{pointer}/{name}", "cannot exceed offered"))
+    if sample.kind == "survey" and sample.score is None and (sample.responses is None or sample.score_sum is None):
+        problems.append(field_error(f"{pointer}/score", "give a score, or responses and score_sum"))
+    if sample.kind == "first_contact" and (sample.resolved_first_contact or 0) > (sample.contacts or 0):
+        problems.append(field_error(f"{pointer}/resolved_first_contact", "cannot exceed contacts"))
+    return problems
+
+
+def home_window(sample: MetricSampleRecorded, timezone: str) -> Period:
+    """The window a sample is filed under: its start or moment; a report counts in the month it is due."""
+    if sample.kind == "report_delivered":
+        return Period.parse(sample.report_period).next()
+    return Period.of(sample.start or sample.at, timezone)
+
+
+def windows_touched(sample: MetricSampleRecorded, timezone: str) -> list[Period]:
+    """Every window a sample changes: an availability interval may run into the next month."""
+    first = home_window(sample, timezone)
+    if sample.kind != "availability":
+        return [first]
+    last = Period.of(sample.end - dt.timedelta(microseconds=1), timezone)
+    out = [first]
+    while out[-1] < last:
+        out.append(out[-1].next())
+    return out
