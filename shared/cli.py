@@ -6,6 +6,7 @@
   qiyue migrate --service payments             apply migrations (production: a one-shot step)
   qiyue makemigration --service sla -m "..."   autogenerate a migration from the models
   qiyue replay --service contracts --since 2026-11-01T00:00:00Z   republish from the outbox
+  qiyue asyncapi                               regenerate docs/asyncapi.yaml
   qiyue audit verify                           check the contracts audit chain
 """
 from __future__ import annotations
@@ -85,6 +86,14 @@ def cmd_replay(args) -> int:
     return 0
 
 
+def cmd_asyncapi(args) -> int:
+    from shared import asyncapi
+
+    asyncapi.write()
+    print(f"wrote {asyncapi.DOC_PATH}")
+    return 0
+
+
 def cmd_dev(args) -> int:
     from shared.devserver import main as dev_main
 
@@ -135,10 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", required=True, help="ISO 8601 instant, e.g. 2026-11-01T00:00:00Z")
     p.set_defaults(func=cmd_replay)
 
+    p = sub.add_parser("asyncapi", help="regenerate docs/asyncapi.yaml from the event models")
+    p.set_defaults(func=cmd_asyncapi)
+
     for service in SERVICES:
         try:
             module = importlib.import_module(f"services.{service}.cli")
-        except ModuleNotFoundError:
+        except ModuleNotFoundError as exc:
+            if exc.name != f"services.{service}.cli":
+                raise
             continue
         module.register(sub)
     return parser

@@ -9,7 +9,6 @@ from sqlalchemy import MetaData
 
 from shared.db import normalise_url
 
-_TEMPLATE = Path(__file__).with_name("migration_template.py.mako")
 
 
 def alembic_config(migrations_dir: Path, url: str) -> Config:

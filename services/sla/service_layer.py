@@ -385,6 +385,8 @@ def measure_window(session: Session, definition: SlaDefinition, metric: MetricDe
     if kind in TICKET_KINDS:
         return compliance.ticket_window(_standings(session, definition, metric, period, now))
     if kind == "report_delivery":
+        if not _report_owed(definition, period):
+            return compliance.NO_DATA
         due, delivered = report_deadline(definition, metric, period), _report_delivered_at(session, definition, metric, period)
         return _report_outcome(definition, metric, period, due, delivered, now)
     if kind == "availability":
@@ -436,6 +438,12 @@ def report_deadline(definition: SlaDefinition, metric: MetricDefinition, period:
                                  definition.timezone)
 
 
+def _report_owed(definition: SlaDefinition, window: Period) -> bool:
+    """A report is owed in `window` for the month before it, if the contract ran during that month."""
+    covered = window.previous()
+    return covered.first_day() <= definition.end_date and window.first_day() > definition.effective_date
+
+
 def _report_delivered_at(session: Session, definition: SlaDefinition, metric: MetricDefinition,
                          period: Period) -> dt.datetime | None:
     return session.scalar(select(func.min(SampleRow.start)).where(
@@ -457,7 +465,8 @@ def _arm_report_timer(uow: UnitOfWork, definition: SlaDefinition, metric: Metric
                       now: dt.datetime) -> None:
     due = report_deadline(definition, metric, period)
     delivered = _report_delivered_at(uow.session, definition, metric, period)
-    plans = [] if delivered is not None and delivered < due else [TimerPlan("breach", 1, due)]
+    owed = _report_owed(definition, period) and not (delivered is not None and delivered < due)
+    plans = [TimerPlan("breach", 1, due)] if owed else []
     sync_timers(uow, definition, metric.key, str(period), str(period), plans,
                 {"report_period": str(period.previous()), "deadline": due.isoformat()}, now)
 
