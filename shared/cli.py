@@ -97,7 +97,7 @@ def cmd_asyncapi(args) -> int:
 def cmd_dev(args) -> int:
     from shared.devserver import main as dev_main
 
-    return dev_main(keep_data=not args.fresh)
+    return dev_main(keep_data=not args.fresh, port_offset=args.port_offset)
 
 
 def cmd_plugin(args) -> int:
@@ -128,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("dev", help="broker and all four services, as `make run`")
     p.add_argument("--fresh", action="store_true", help="start from empty databases")
+    p.add_argument("--port-offset", type=int, default=0, help="shift every port (a second environment)")
     p.set_defaults(func=cmd_dev)
 
     p = sub.add_parser("migrate", help="apply migrations")

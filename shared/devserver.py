@@ -21,9 +21,21 @@ from shared.settings import SERVICE_PORTS, settings_for, var_dir
 BROKER_PORT = 9092
 
 
+class _Stop:
+    """Ctrl-C or SIGTERM, noticed at any point after start-up began."""
+    requested = False
+
+    @classmethod
+    def install(cls) -> None:
+        def handler(*_):
+            cls.requested = True
+        signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGTERM, handler)
+
+
 def _wait_ready(urls: dict[str, str], timeout: float) -> list[str]:
     deadline, pending = time.monotonic() + timeout, dict(urls)
-    while pending and time.monotonic() < deadline:
+    while pending and time.monotonic() < deadline and not _Stop.requested:
         for name, url in list(pending.items()):
             try:
                 if httpx.get(url + "/readyz", timeout=1).status_code == 200:
@@ -34,24 +46,27 @@ def _wait_ready(urls: dict[str, str], timeout: float) -> list[str]:
     return list(pending)
 
 
-def main(keep_data: bool = True) -> int:
+def main(keep_data: bool = True, port_offset: int = 0) -> int:
+    _Stop.install()
     logs = var_dir() / "logs"
     logs.mkdir(exist_ok=True)
     if not keep_data:
         for db in var_dir().glob("*.db*"):
             db.unlink()
+    broker_port = BROKER_PORT + port_offset
+    ports = {name: port + port_offset for name, port in SERVICE_PORTS.items()}
     broker = None
-    if port_open(BROKER_PORT):
-        print(f"broker: something already listens on 127.0.0.1:{BROKER_PORT}; using it")
+    if port_open(broker_port):
+        print(f"broker: something already listens on 127.0.0.1:{broker_port}; using it")
     else:
-        broker = EmbeddedBroker(BROKER_PORT, logs / "broker.log").start()
-    env = {**os.environ, "QIYUE_KAFKA_BOOTSTRAP": f"127.0.0.1:{BROKER_PORT}", "QIYUE_ENVIRONMENT": "development"}
+        broker = EmbeddedBroker(broker_port, logs / "broker.log").start()
+    env = {**os.environ, "QIYUE_KAFKA_BOOTSTRAP": f"127.0.0.1:{broker_port}", "QIYUE_ENVIRONMENT": "development"}
     procs = {}
-    for name in SERVICE_PORTS:
+    for name, port in ports.items():
         log = open(logs / f"{name}.log", "ab")
-        procs[name] = subprocess.Popen([sys.executable, "-m", "shared.cli", "serve", name], env=env,
-                                       stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in SERVICE_PORTS.items()}
+        procs[name] = subprocess.Popen([sys.executable, "-m", "shared.cli", "serve", name, "--port", str(port)],
+                                       env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     started = time.monotonic()
     not_ready = _wait_ready(urls, 60)
     if not_ready:
@@ -60,23 +75,16 @@ def main(keep_data: bool = True) -> int:
         print(f"all four services ready in {time.monotonic() - started:.1f} s")
     token = issue_token(settings_for("contracts").jwt_key(), "dev-legal", "acme",
                         ["legal", "pm", "finance", "approver", "admin"])
-    print(f"\nbroker   127.0.0.1:{BROKER_PORT} (Tansu, memory only)")
+    print(f"\nbroker        127.0.0.1:{broker_port} (Tansu, memory only)")
     for name, url in urls.items():
         print(f"{name:<14}{url}   docs {url}/docs")
     print(f"dashboard     {urls['sla']}/dashboard")
     print(f"databases     {var_dir()}/*.db      logs {logs}/")
     print(f"\ndevelopment token (org acme, all roles):\nexport QIYUE_TOKEN={token}")
-    print("\ncurl -H \"Authorization: Bearer $QIYUE_TOKEN\" http://127.0.0.1:8001/v1/templates\n\nCtrl-C stops everything.")
-    stopping = False
-
-    def _stop(*_):
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    print(f"\ncurl -H \"Authorization: Bearer $QIYUE_TOKEN\" {urls['contracts']}/v1/templates\n\nCtrl-C stops everything.",
+          flush=True)
     try:
-        while not stopping:
+        while not _Stop.requested:
             dead = [n for n, p in procs.items() if p.poll() is not None]
             if dead:
                 print(f"stopped unexpectedly: {', '.join(dead)} (see var/logs/)")
@@ -93,5 +101,5 @@ def main(keep_data: bool = True) -> int:
                 p.kill()
         if broker:
             broker.stop()
-        print("stopped")
+        print("stopped", flush=True)
     return 0

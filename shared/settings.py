@@ -14,8 +14,11 @@ SERVICE_PORTS = {"contracts": 8001, "payments": 8002, "sla": 8003, "notification
 
 
 def var_dir() -> Path:
-    path = ROOT / "var"
-    path.mkdir(exist_ok=True)
+    """Where the embedded databases, logs and the development secret live (QIYUE_VAR_DIR overrides)."""
+    import os
+
+    path = Path(os.environ.get("QIYUE_VAR_DIR") or ROOT / "var")
+    path.mkdir(parents=True, exist_ok=True)
     return path
 
 

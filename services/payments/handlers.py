@@ -1,6 +1,73 @@
-"""Events the payments service consumes, and what each one does."""
+"""Events the payments service consumes, and what each one does.
+
+- `contract.signed`: the payment schedule is created from the `terms` (once: the inbox drops a
+  redelivered event, and a schedule that exists is never created again).
+- `contract.activated`: creates the schedule only if `contract.signed` never reached us.
+- `contract.amended`: re-baselines the unpaid, uninvoiced tranches.
+- `contract.terminated`: cancels the tranches not yet due.
+- `sla.credit_assessed`: a credit note deducted from the next unpaid tranches.
+
+"When" is the event's own time (`ce_time`) as an Asia/Shanghai date, not the moment we read it:
+a contract signed on 1 September counts from 1 September even if the event is consumed later.
+"""
 from __future__ import annotations
 
-from shared.kafka import Subscription
+import datetime as dt
 
-subscription: Subscription | None = None
+from services.payments import service_layer
+from services.payments.domain.due_dates import local_date
+from shared.envelope import Envelope
+from shared.events.contracts import TOPIC as CONTRACTS_TOPIC
+from shared.events.contracts import ContractActivated, ContractAmended, ContractSigned, ContractTerminated
+from shared.events.sla import TOPIC as SLA_TOPIC
+from shared.events.sla import SlaCreditAssessed
+from shared.kafka import Subscription
+from shared.uow import UnitOfWork, utcnow
+
+
+def happened_at(envelope: Envelope) -> dt.datetime:
+    """The event's time (`ce_time`); the moment of reading if the producer left it out."""
+    try:
+        at = dt.datetime.fromisoformat(envelope.time.replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        return utcnow()
+    return at if at.tzinfo is not None else at.replace(tzinfo=dt.timezone.utc)
+
+
+def on_contract_signed(envelope: Envelope, uow: UnitOfWork) -> None:
+    event = envelope.payload(ContractSigned)
+    at = happened_at(envelope)
+    service_layer.create_schedule(uow, event.terms, local_date(at), at)
+
+
+def on_contract_activated(envelope: Envelope, uow: UnitOfWork) -> None:
+    event = envelope.payload(ContractActivated)
+    at = happened_at(envelope)
+    service_layer.create_schedule(uow, event.terms, local_date(at), at)
+
+
+def on_contract_amended(envelope: Envelope, uow: UnitOfWork) -> None:
+    event = envelope.payload(ContractAmended)
+    at = happened_at(envelope)
+    service_layer.amend_schedule(uow, event.terms, local_date(at), at)
+
+
+def on_contract_terminated(envelope: Envelope, uow: UnitOfWork) -> None:
+    event = envelope.payload(ContractTerminated)
+    service_layer.terminate_schedule(uow, event.contract_id, event.org, event.terminated_on, happened_at(envelope))
+
+
+def on_credit_assessed(envelope: Envelope, uow: UnitOfWork) -> None:
+    service_layer.receive_credit(uow, envelope.payload(SlaCreditAssessed), happened_at(envelope))
+
+
+subscription = Subscription(
+    topics=(CONTRACTS_TOPIC, SLA_TOPIC),
+    handlers={
+        ContractSigned.event_type: on_contract_signed,
+        ContractActivated.event_type: on_contract_activated,
+        ContractAmended.event_type: on_contract_amended,
+        ContractTerminated.event_type: on_contract_terminated,
+        SlaCreditAssessed.event_type: on_credit_assessed,
+    },
+)

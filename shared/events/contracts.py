@@ -171,3 +171,14 @@ class ContractAmended(_ContractEvent):
     previous_version: int
     terms: ContractTerms
     delta: dict = {}
+
+
+class ContractSigned(_ContractEvent):
+    event_type = "contract.signed"
+    version: int
+    terms: ContractTerms
+
+
+class ContractTerminated(_ContractEvent):
+    event_type = "contract.terminated"
+    terminated_on: dt.date

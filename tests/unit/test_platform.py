@@ -94,13 +94,13 @@ def test_unreadable_messages_are_malformed(headers, value):
 
 
 def test_tokens_are_checked_for_signature_expiry_and_claims():
-    settings = Settings(jwt_secret="s3cret", environment="test")
-    good = issue_token("s3cret", "u1", "acme", ["legal"])
+    settings = Settings(jwt_secret="s3cret-0123456789-0123456789-0123456789", environment="test")
+    good = issue_token("s3cret-0123456789-0123456789-0123456789", "u1", "acme", ["legal"])
     principal = decode_token(good, settings)
     assert (principal.sub, principal.org, principal.roles) == ("u1", "acme", frozenset({"legal"}))
-    for bad in (issue_token("other-secret", "u1", "acme", ["legal"]),
-                issue_token("s3cret", "u1", "acme", ["legal"], ttl_s=-10),
-                jwt.encode({"sub": "u1", "exp": 9999999999, "roles": ["legal"]}, "s3cret", algorithm="HS256"),
+    for bad in (issue_token("other-secret-0123456789-0123456789-012345", "u1", "acme", ["legal"]),
+                issue_token("s3cret-0123456789-0123456789-0123456789", "u1", "acme", ["legal"], ttl_s=-10),
+                jwt.encode({"sub": "u1", "exp": 9999999999, "roles": ["legal"]}, "s3cret-0123456789-0123456789-0123456789", algorithm="HS256"),
                 "not-a-token"):
         with pytest.raises(Unauthorized):
             decode_token(bad, settings)

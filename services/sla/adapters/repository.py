@@ -93,3 +93,14 @@ def save_definition(session: Session, definition: SlaDefinition, now: dt.datetim
                               contract_version=metric.contract_version, position=position,
                               terms=metric.terms.model_dump(mode="json")))
     session.flush()
+
+
+def known_sources(session: Session, model, org: str, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which (contract, source id) pairs are already stored: the feeds' own ids make ingestion idempotent."""
+    known: set[tuple[str, str]] = set()
+    for contract_id in {c for c, _ in keys}:
+        sources = sorted({s for c, s in keys if c == contract_id})
+        for chunk in chunks(sources, 500):
+            known |= {(contract_id, s) for s in session.scalars(select(model.source_id).where(
+                model.org == org, model.contract_id == contract_id, model.source_id.in_(chunk))).all()}
+    return known

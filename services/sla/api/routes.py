@@ -20,8 +20,8 @@ from services.sla.api.schemas import DefinitionIn, SampleBatch, SampleIn, Ticket
 from services.sla.domain.definitions import MetricDefinition, SlaDefinition, check_sla_terms
 from services.sla.domain.periods import Period
 from services.sla.domain.samples import check_sample, check_ticket_event
-from shared.auth import Principal, current_principal, decode_token, require
-from shared.errors import Conflict, Invalid, NotFound, field_error
+from shared.auth import ANY_ROLE, Principal, current_principal, decode_token, require
+from shared.errors import Conflict, Forbidden, Invalid, NotFound, field_error
 from shared.events.sla import MetricSampleRecorded, TicketEventRecorded
 from shared.idempotency import remember, replay
 from shared.pagination import decode_cursor, page_of
@@ -213,6 +213,9 @@ def overview(request: Request, principal: Principal = Depends(require())):
 
 STREAM_POLL_S = 0.25
 KEEPALIVE_S = 15.0
+# A stream ends after this long and the client reconnects with its Last-Event-ID (nothing is
+# lost): connections spread over replicas, and a server shutting down is not held open forever.
+STREAM_MAX_S = 60.0
 PAGE = Path(__file__).with_name("dashboard.html")
 
 
@@ -221,8 +224,11 @@ def header_or_query_principal(request: Request, token: str | None = Query(
     if token and not request.headers.get("authorization"):
         principal = decode_token(token, request.app.state.settings)
         request.state.principal = principal
-        return principal
-    return current_principal(request)
+    else:
+        principal = current_principal(request)
+    if not principal.has(*ANY_ROLE):
+        raise Forbidden("This needs a role.")
+    return principal
 
 
 @router.get("/stream")
@@ -240,8 +246,9 @@ async def stream(request: Request, contract_id: str | None = None, last_event_id
 
     async def events():
         last, idle = start, 0.0
-        yield "retry: 2000\n\n"
-        while not await request.is_disconnected():
+        ends = asyncio.get_running_loop().time() + STREAM_MAX_S
+        yield "retry: 1000\n\n"
+        while asyncio.get_running_loop().time() < ends and not await request.is_disconnected():
             try:
                 rows = await run_in_threadpool(_events_after, rt, principal.org, last, contract_id)
             except Exception:

@@ -1,8 +1,8 @@
 """sla tables
 
-Revision ID: a86b2626f260
+Revision ID: adb439f88ebc
 Revises: 752921eca1c2
-Create Date: 2026-11-23 07:28:17.545968
+Create Date: 2026-11-23 07:41:04.563755
 """
 from typing import Sequence, Union
 
@@ -10,7 +10,7 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision: str = 'a86b2626f260'
+revision: str = 'adb439f88ebc'
 down_revision: Union[str, None] = '752921eca1c2'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None

@@ -1,0 +1,298 @@
+"""Loading and saving payment schedules, and the few other queries the payments service needs.
+
+A schedule is loaded whole (tranches, milestones, invoices, payments, credits: a contract has
+a handful of each) and saved whole; rows are matched by id. Writers load it `FOR UPDATE`, so
+two requests on one contract take turns on PostgreSQL (SQLite serialises writers anyway).
+"""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any, Iterable
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from services.payments.adapters.tables import (CalendarFeedRow, CreditApplicationRow, CreditNoteRow,
+                                               InvoiceCounterRow, InvoiceRow, MilestoneReviewRow, MilestoneRow,
+                                               PaymentRow, ScheduleRow, TrancheRow)
+from services.payments.domain.due_dates import DueTerm
+from services.payments.domain.late_fees import LateFeeRule, LateFeeTerms
+from services.payments.domain.ledger import CreditApplication, CreditNote, Invoice, Payment
+from services.payments.domain.milestones import Milestone, MilestoneReview
+from services.payments.domain.schedule import PaymentSchedule, PaymentTranche, Trigger
+
+
+# ---------------------------------------------------------------------- schedules
+
+def get(session: Session, org: str, contract_id: str, for_update: bool = False) -> PaymentSchedule | None:
+    """The schedule of a contract of `org` (another organisation's contract is not found)."""
+    return _load(session, contract_id, org, for_update)
+
+
+def get_for_system(session: Session, contract_id: str) -> PaymentSchedule | None:
+    """For event handlers and jobs, which act for whichever organisation owns the contract."""
+    return _load(session, contract_id, None, for_update=True)
+
+
+def owner_of(session: Session, contract_id: str) -> str | None:
+    return session.scalar(select(ScheduleRow.org).where(ScheduleRow.contract_id == contract_id))
+
+
+def list_rows(session: Session, org: str, after: str | None, limit: int) -> list[ScheduleRow]:
+    query = select(ScheduleRow).where(ScheduleRow.org == org).order_by(ScheduleRow.contract_id).limit(limit)
+    if after:
+        query = query.where(ScheduleRow.contract_id > after)
+    return list(session.scalars(query).all())
+
+
+def all_of(session: Session, org: str) -> list[PaymentSchedule]:
+    """Every schedule of an organisation (for its reports and calendar)."""
+    ids = session.scalars(select(ScheduleRow.contract_id).where(ScheduleRow.org == org)
+                          .order_by(ScheduleRow.contract_id)).all()
+    return [s for s in (_load(session, cid, org, False) for cid in ids) if s is not None]
+
+
+def needing_attention(session: Session, today: dt.date) -> list[str]:
+    """Contracts with a tranche to release or mark overdue, or late fees not announced up to today."""
+    t = TrancheRow
+    query = (select(t.contract_id).distinct().join(ScheduleRow, ScheduleRow.contract_id == t.contract_id)
+             .where(or_(and_(t.status == "scheduled", t.triggered_on <= today),
+                        and_(t.status == "due", t.due_date < today, t.amount > t.paid + t.credited),
+                        and_(t.status == "overdue", ScheduleRow.charges_late_fees.is_(True),
+                             or_(t.late_fees_through.is_(None), t.late_fees_through < today)))))
+    return sorted(session.scalars(query).all())
+
+
+def add(session: Session, schedule: PaymentSchedule, terms: dict, now: dt.datetime) -> None:
+    session.add(ScheduleRow(contract_id=schedule.contract_id, org=schedule.org, terms=terms, created_at=now,
+                            **_schedule_values(schedule), updated_at=now))
+    session.flush()
+    _save_parts(session, schedule, now)
+
+
+def save(session: Session, schedule: PaymentSchedule, now: dt.datetime, terms: dict | None = None) -> None:
+    row = session.get(ScheduleRow, schedule.contract_id)
+    for name, value in _schedule_values(schedule).items():
+        setattr(row, name, value)
+    if terms is not None:
+        row.terms = terms
+    row.updated_at = now
+    _save_parts(session, schedule, now)
+
+
+def tranche_table():
+    return TrancheRow.__table__
+
+
+# ---------------------------------------------------------------------- credits without a schedule
+
+def unattached_credit_notes(session: Session, contract_id: str) -> list[CreditNote]:
+    """Credits that arrived before the contract's schedule (sla.events and contracts.events are separate topics)."""
+    rows = session.scalars(select(CreditNoteRow).where(CreditNoteRow.contract_id == contract_id)).all()
+    return [_credit_note(r, []) for r in rows]
+
+
+def credit_known(session: Session, org: str, credit_id: str) -> bool:
+    return session.scalar(select(CreditNoteRow.id).where(CreditNoteRow.org == org,
+                                                         CreditNoteRow.credit_id == credit_id)) is not None
+
+
+def add_unattached_credit(session: Session, org: str, contract_id: str, note: CreditNote) -> None:
+    session.add(CreditNoteRow(org=org, contract_id=contract_id, **_note_values(note)))
+
+
+# ---------------------------------------------------------------------- invoices
+
+def next_invoice_sequence(session: Session, org: str, year: int) -> int:
+    """The organisation's next invoice number for the year, taken inside the caller's transaction.
+
+    The counter row is locked by the UPDATE until the transaction ends, so concurrent issuers
+    take turns; a transaction that rolls back gives its number back. Hence no gaps, no repeats.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    counters = InvoiceCounterRow.__table__
+    session.execute(insert(counters).values(org=org, year=year, last=0).on_conflict_do_nothing())
+    return session.execute(update(counters).where(counters.c.org == org, counters.c.year == year)
+                           .values(last=counters.c.last + 1).returning(counters.c.last)).scalar_one()
+
+
+def invoice(session: Session, org: str, invoice_id: str) -> InvoiceRow | None:
+    row = session.get(InvoiceRow, invoice_id)
+    return row if row is not None and row.org == org else None
+
+
+def list_invoices(session: Session, org: str, after: str | None, limit: int,
+                  contract_id: str | None = None) -> list[InvoiceRow]:
+    query = select(InvoiceRow).where(InvoiceRow.org == org).order_by(InvoiceRow.number).limit(limit)
+    if contract_id:
+        query = query.where(InvoiceRow.contract_id == contract_id)
+    if after:
+        query = query.where(InvoiceRow.number > after)
+    return list(session.scalars(query).all())
+
+
+# ---------------------------------------------------------------------- calendar feeds
+
+def add_feed(session: Session, row: CalendarFeedRow) -> None:
+    session.add(row)
+
+
+def feeds_of(session: Session, org: str, owner: str) -> list[CalendarFeedRow]:
+    return list(session.scalars(select(CalendarFeedRow).where(CalendarFeedRow.org == org,
+                                                              CalendarFeedRow.owner == owner)
+                                .order_by(CalendarFeedRow.created_at)).all())
+
+
+def feed(session: Session, org: str, owner: str, feed_id: str) -> CalendarFeedRow | None:
+    row = session.get(CalendarFeedRow, feed_id)
+    return row if row is not None and row.org == org and row.owner == owner else None
+
+
+def feed_by_token_hash(session: Session, token_hash: str) -> CalendarFeedRow | None:
+    return session.scalar(select(CalendarFeedRow).where(CalendarFeedRow.token_hash == token_hash,
+                                                        CalendarFeedRow.revoked_at.is_(None)))
+
+
+# ---------------------------------------------------------------------- rows <-> domain
+
+def _load(session: Session, contract_id: str, org: str | None, for_update: bool) -> PaymentSchedule | None:
+    query = select(ScheduleRow).where(ScheduleRow.contract_id == contract_id)
+    if org is not None:
+        query = query.where(ScheduleRow.org == org)
+    if for_update:
+        query = query.with_for_update()
+    row = session.scalar(query)
+    if row is None:
+        return None
+    cid = row.contract_id
+    tranches = session.scalars(select(TrancheRow).where(TrancheRow.contract_id == cid)).all()
+    milestones = session.scalars(select(MilestoneRow).where(MilestoneRow.contract_id == cid)).all()
+    reviews = session.scalars(select(MilestoneReviewRow).where(MilestoneReviewRow.contract_id == cid)
+                              .order_by(MilestoneReviewRow.milestone_id, MilestoneReviewRow.step)).all()
+    invoices = session.scalars(select(InvoiceRow).where(InvoiceRow.contract_id == cid)
+                               .order_by(InvoiceRow.number)).all()
+    payments = session.scalars(select(PaymentRow).where(PaymentRow.contract_id == cid)
+                               .order_by(PaymentRow.received_on, PaymentRow.recorded_at)).all()
+    notes = session.scalars(select(CreditNoteRow).where(CreditNoteRow.contract_id == cid)
+                            .order_by(CreditNoteRow.received_on, CreditNoteRow.credit_id)).all()
+    applications = session.scalars(select(CreditApplicationRow).where(CreditApplicationRow.contract_id == cid)
+                                   .order_by(CreditApplicationRow.applied_on, CreditApplicationRow.id)).all()
+    return PaymentSchedule(
+        contract_id=cid, org=row.org, number=row.number, title=row.title, currency=row.currency,
+        total_amount=_d(row.total_amount), version=row.version, signed_on=row.signed_on,
+        late_fee_terms=_late_fee_terms(row.late_fee_rules),
+        status=row.status, terminated_on=row.terminated_on,
+        tranches=sorted((_tranche(t) for t in tranches), key=lambda t: (t.position, t.version)),
+        milestones=sorted((_milestone(m, [r for r in reviews if r.milestone_id == m.id]) for m in milestones),
+                          key=lambda m: m.position),
+        invoices=[Invoice(i.id, i.tranche_id, i.number, _d(i.amount), i.currency, i.issued_on, i.issued_by, i.status)
+                  for i in invoices],
+        payments=[Payment(p.id, p.tranche_id, p.invoice_id, _d(p.amount), p.received_on, p.reference, p.recorded_by)
+                  for p in payments],
+        credit_notes=[_credit_note(n, [a for a in applications if a.credit_note_id == n.id]) for n in notes],
+    )
+
+
+def _d(value: Any) -> Decimal:
+    """NUMERIC(18, 2) as read back (SQLite keeps a binary float; two places restore the exact fen)."""
+    return Decimal(value).quantize(Decimal("0.01"))
+
+
+def _tranche(r: TrancheRow) -> PaymentTranche:
+    return PaymentTranche(
+        id=r.id, key=r.key, label=r.label, position=r.position, percent=Decimal(r.percent), amount=_d(r.amount),
+        trigger=Trigger(r.trigger_kind, r.trigger_milestone, r.trigger_on, r.trigger_after, r.trigger_days,
+                        r.trigger_months),
+        due_term=DueTerm(r.due_days, r.due_unit), is_retention=r.is_retention, version=r.version, status=r.status,
+        triggered_on=r.triggered_on, due_date=r.due_date, settled_on=r.settled_on, closed_on=r.closed_on,
+        superseded_in=r.superseded_in, paid=_d(r.paid), credited=_d(r.credited),
+        late_fees_through=r.late_fees_through)
+
+
+def _milestone(r: MilestoneRow, reviews: Iterable[MilestoneReviewRow]) -> Milestone:
+    return Milestone(
+        id=r.id, key=r.key, label=r.label, position=r.position, planned_on=r.planned_on, status=r.status,
+        reached_on=r.reached_on, evidence=tuple(r.evidence or ()), submitted_by=r.submitted_by,
+        accepted_on=r.accepted_on, decided_by=r.decided_by, comment=r.comment,
+        history=[MilestoneReview(v.action, v.actor, v.at, tuple(v.evidence or ()), v.comment) for v in reviews])
+
+
+def _credit_note(r: CreditNoteRow, applications: Iterable[CreditApplicationRow]) -> CreditNote:
+    return CreditNote(r.id, r.credit_id, r.period, _d(r.amount), r.currency, tuple(r.metric_keys or ()),
+                      r.received_on,
+                      [CreditApplication(a.id, a.credit_note_id, a.tranche_id, _d(a.amount), a.applied_on,
+                                         a.reversed_on) for a in applications])
+
+
+def _schedule_values(s: PaymentSchedule) -> dict:
+    rules = [{"from": since.isoformat() if since else None,
+              "daily_rate": format(rule.daily_rate, "f") if rule else None,
+              "cap": format(rule.cap, "f") if rule and rule.cap is not None else None}
+             for since, rule in s.late_fee_terms.changes]
+    return dict(number=s.number, title=s.title, currency=s.currency, total_amount=s.total_amount,
+                version=s.version, signed_on=s.signed_on, status=s.status, terminated_on=s.terminated_on,
+                charges_late_fees=any(r["daily_rate"] for r in rules), late_fee_rules=rules)
+
+
+def _late_fee_terms(rules: list[dict]) -> LateFeeTerms:
+    return LateFeeTerms(tuple(
+        (dt.date.fromisoformat(r["from"]) if r.get("from") else None,
+         LateFeeRule(Decimal(r["daily_rate"]), Decimal(r["cap"]) if r.get("cap") else None)
+         if r.get("daily_rate") else None) for r in rules or ()))
+
+
+def _note_values(n: CreditNote) -> dict:
+    return dict(id=n.id, credit_id=n.credit_id, period=n.period, amount=n.amount, currency=n.currency,
+                metric_keys=list(n.metric_keys), received_on=n.received_on)
+
+
+def _save_parts(session: Session, s: PaymentSchedule, now: dt.datetime) -> None:
+    base = dict(org=s.org, contract_id=s.contract_id)
+    for t in s.tranches:
+        _put(session, TrancheRow, t.id, base, dict(
+            key=t.key, label=t.label, position=t.position, percent=t.percent, amount=t.amount,
+            trigger_kind=t.trigger.kind, trigger_milestone=t.trigger.milestone, trigger_on=t.trigger.on,
+            trigger_after=t.trigger.after, trigger_days=t.trigger.days, trigger_months=t.trigger.months,
+            due_days=t.due_term.days, due_unit=t.due_term.unit, is_retention=t.is_retention, version=t.version,
+            status=t.status, triggered_on=t.triggered_on, due_date=t.due_date, settled_on=t.settled_on,
+            closed_on=t.closed_on, superseded_in=t.superseded_in, paid=t.paid, credited=t.credited,
+            late_fees_through=t.late_fees_through))
+    for m in s.milestones:
+        _put(session, MilestoneRow, m.id, base, dict(
+            key=m.key, label=m.label, position=m.position, planned_on=m.planned_on, status=m.status,
+            reached_on=m.reached_on, evidence=list(m.evidence), submitted_by=m.submitted_by,
+            accepted_on=m.accepted_on, decided_by=m.decided_by, comment=m.comment))
+        for step, review in enumerate(m.history):
+            _put(session, MilestoneReviewRow, f"{m.id}-{step}", base, dict(
+                milestone_id=m.id, step=step, action=review.action, actor=review.by, at=review.at,
+                evidence=list(review.evidence), comment=review.comment), update=False)
+    for i in s.invoices:
+        _put(session, InvoiceRow, i.id, base, dict(
+            tranche_id=i.tranche_id, number=i.number, amount=i.amount, currency=i.currency, issued_on=i.issued_on,
+            issued_by=i.issued_by, status=i.status), created={"created_at": now})
+    for p in s.payments:
+        _put(session, PaymentRow, p.id, base, dict(
+            tranche_id=p.tranche_id, invoice_id=p.invoice_id, amount=p.amount, received_on=p.received_on,
+            reference=p.reference, recorded_by=p.recorded_by), created={"recorded_at": now}, update=False)
+    for n in s.credit_notes:
+        values = _note_values(n)
+        _put(session, CreditNoteRow, values.pop("id"), base, values)
+        for a in n.applications:
+            _put(session, CreditApplicationRow, a.id, base, dict(
+                credit_note_id=a.credit_note_id, tranche_id=a.tranche_id, amount=a.amount, applied_on=a.applied_on,
+                reversed_on=a.reversed_on))
+    session.flush()
+
+
+def _put(session: Session, model, row_id: str, base: dict, values: dict, created: dict | None = None,
+         update: bool = True) -> None:
+    row = session.get(model, row_id)
+    if row is None:
+        session.add(model(id=row_id, **base, **values, **(created or {})))
+    elif update:
+        for name, value in values.items():
+            if getattr(row, name) != value:
+                setattr(row, name, value)

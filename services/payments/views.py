@@ -1,0 +1,144 @@
+"""What the API answers: plain JSON-ready dicts built from the domain (amounts as decimal strings)."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from services.payments.adapters.tables import CalendarFeedRow, InvoiceRow, ScheduleRow
+from services.payments.domain.late_fees import LateFeeStatement
+from services.payments.domain.ledger import CreditNote, Invoice, Payment
+from services.payments.domain.milestones import Milestone
+from services.payments.domain.reports import AGING_BUCKETS, AgingReport, ForecastLine
+from services.payments.domain.schedule import PaymentSchedule, PaymentTranche
+
+
+def money(amount: Decimal | None) -> str | None:
+    return None if amount is None else format(amount, "f")
+
+
+def day(value: dt.date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def tranche_view(t: PaymentTranche) -> dict:
+    trigger = {"kind": t.trigger.kind, "milestone": t.trigger.milestone, "date": day(t.trigger.on),
+               "after_tranche": t.trigger.after, "days": t.trigger.days, "months": t.trigger.months}
+    return {
+        "id": t.id, "key": t.key, "label": t.label, "position": t.position, "percent": money(t.percent),
+        "amount": money(t.amount), "paid": money(t.paid), "credited": money(t.credited),
+        "outstanding": money(t.outstanding), "status": t.status, "is_retention": t.is_retention,
+        "trigger": {k: v for k, v in trigger.items() if v is not None},
+        "due_term": {"days": t.due_term.days, "unit": t.due_term.unit},
+        "triggered_on": day(t.triggered_on), "due_date": day(t.due_date), "settled_on": day(t.settled_on),
+        "closed_on": day(t.closed_on), "contract_version": t.version, "superseded_in": t.superseded_in,
+    }
+
+
+def milestone_view(m: Milestone) -> dict:
+    return {
+        "id": m.id, "key": m.key, "label": m.label, "planned_on": day(m.planned_on), "status": m.status,
+        "reached_on": day(m.reached_on), "evidence": list(m.evidence), "submitted_by": m.submitted_by,
+        "accepted_on": day(m.accepted_on), "decided_by": m.decided_by, "comment": m.comment,
+        "history": [{"action": r.action, "by": r.by, "at": r.at.isoformat(), "evidence": list(r.evidence),
+                     "comment": r.comment} for r in m.history],
+    }
+
+
+def invoice_view(i: Invoice, contract_id: str) -> dict:
+    return {"id": i.id, "contract_id": contract_id, "tranche_id": i.tranche_id, "number": i.number,
+            "amount": money(i.amount), "currency": i.currency, "issued_on": day(i.issued_on),
+            "issued_by": i.issued_by, "status": i.status}
+
+
+def invoice_row_view(r: InvoiceRow) -> dict:
+    return {"id": r.id, "contract_id": r.contract_id, "tranche_id": r.tranche_id, "number": r.number,
+            "amount": money(Decimal(r.amount).quantize(Decimal("0.01"))), "currency": r.currency,
+            "issued_on": day(r.issued_on), "issued_by": r.issued_by, "status": r.status}
+
+
+def payment_view(p: Payment, schedule: PaymentSchedule) -> dict:
+    tranche = schedule.tranche(p.tranche_id)
+    return {"id": p.id, "contract_id": schedule.contract_id, "tranche_id": p.tranche_id, "tranche_key": tranche.key,
+            "invoice_id": p.invoice_id, "amount": money(p.amount), "currency": schedule.currency,
+            "received_on": day(p.received_on), "reference": p.reference, "recorded_by": p.recorded_by,
+            "tranche_outstanding": money(tranche.outstanding), "tranche_status": tranche.status}
+
+
+def credit_note_view(n: CreditNote) -> dict:
+    return {"id": n.id, "credit_id": n.credit_id, "period": n.period, "amount": money(n.amount),
+            "currency": n.currency, "metric_keys": list(n.metric_keys), "received_on": day(n.received_on),
+            "applied": money(n.applied), "carried_forward": money(n.remaining),
+            "applications": [{"tranche_id": a.tranche_id, "amount": money(a.amount), "applied_on": day(a.applied_on),
+                              "reversed_on": day(a.reversed_on)} for a in n.applications]}
+
+
+def late_fees_view(schedule: PaymentSchedule, fees: LateFeeStatement, as_of: dt.date) -> dict:
+    rule = schedule.late_fee_terms.on(as_of)
+    return {
+        "contract_id": schedule.contract_id, "as_of": day(as_of), "currency": schedule.currency,
+        "daily_rate": money(rule.daily_rate) if rule else None, "cap": money(fees.cap), "total": money(fees.total),
+        "rounding": "each day's fee is rounded half-up to the fen; the cap applies after rounding",
+        "days": [{"day": day(d.day), "tranche_id": d.tranche_id, "tranche_key": d.tranche_key,
+                  "overdue_amount": money(d.overdue_amount), "daily_rate": money(d.daily_rate),
+                  "full_fee": money(d.full_fee), "fee": money(d.fee), "capped": d.capped,
+                  "cumulative": money(d.cumulative)} for d in fees.days],
+    }
+
+
+def schedule_view(s: PaymentSchedule, today: dt.date) -> dict:
+    fees = s.late_fees(today)
+    next_due = s.next_due()
+    return {
+        "contract_id": s.contract_id, "number": s.number, "title": s.title, "currency": s.currency,
+        "total_amount": money(s.total_amount), "scheduled_total": money(s.scheduled_total()),
+        "outstanding": money(s.outstanding()), "version": s.version, "status": s.status,
+        "signed_on": day(s.signed_on), "terminated_on": day(s.terminated_on),
+        "next_due": tranche_view(next_due) if next_due else None,
+        "tranches": [tranche_view(t) for t in s.active_tranches()],
+        "milestones": [milestone_view(m) for m in s.milestones],
+        "invoices": [invoice_view(i, s.contract_id) for i in s.invoices],
+        "payments": [payment_view(p, s) for p in s.payments],
+        "credit_notes": [credit_note_view(n) for n in s.credit_notes],
+        "credit_carried_forward": money(s.carried_forward()),
+        "late_fees": {"as_of": day(today), "total": money(fees.total), "cap": money(fees.cap), "days": len(fees.days),
+                      "daily_rate": money(rule.daily_rate) if (rule := s.late_fee_terms.on(today)) else None},
+    }
+
+
+def history_view(s: PaymentSchedule) -> dict:
+    versions: dict[int, list] = {}
+    for t in s.history():
+        versions.setdefault(t.superseded_in, []).append(tranche_view(t))
+    return {"contract_id": s.contract_id, "version": s.version,
+            "superseded": [{"replaced_in_version": v, "tranches": ts} for v, ts in sorted(versions.items())]}
+
+
+def schedule_summary(row: ScheduleRow) -> dict:
+    return {"contract_id": row.contract_id, "number": row.number, "title": row.title, "currency": row.currency,
+            "total_amount": money(Decimal(row.total_amount).quantize(Decimal("0.01"))), "version": row.version,
+            "status": row.status, "signed_on": day(row.signed_on)}
+
+
+def aging_view(report: AgingReport) -> dict:
+    return {
+        "as_of": day(report.as_of), "buckets": list(AGING_BUCKETS),
+        "contracts": [{"contract_id": line.contract_id, "number": line.number, "currency": line.currency,
+                       **{b: money(a) for b, a in line.buckets.items()}, "total": money(line.total)}
+                      for line in report.lines],
+        "totals": [{"currency": c, **{b: money(a) for b, a in sums.items()}, "total": money(sum(sums.values()))}
+                   for c, sums in sorted(report.totals().items())],
+    }
+
+
+def forecast_view(lines: list[ForecastLine], today: dt.date, months: int) -> dict:
+    return {"from": f"{today:%Y-%m}", "months": months,
+            "lines": [{"month": line.month, "currency": line.currency, "amount": money(line.amount),
+                       "tranches": line.tranches} for line in lines]}
+
+
+def feed_view(row: CalendarFeedRow, url: str | None = None) -> dict:
+    view = {"id": row.id, "name": row.name, "created_at": row.created_at.isoformat(),
+            "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None}
+    if url:
+        view["url"] = url
+    return view

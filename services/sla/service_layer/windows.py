@@ -1,0 +1,173 @@
+"""Windows: where each metric stands in its month, measured again whenever its input changes."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Iterable
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from services.sla.adapters import repository as repo
+from services.sla.adapters.stream import publish
+from services.sla.adapters.tables import SampleRow, TicketClockRow, WindowResultRow
+from services.sla.domain import compliance
+from services.sla.domain.compliance import WindowOutcome
+from services.sla.domain.definitions import TICKET_KINDS, MetricDefinition, SlaDefinition
+from services.sla.domain.periods import Period
+from services.sla.domain.samples import FEEDS
+from services.sla.domain.ticket_clock import TimerPlan, ticket_standing
+from services.sla.domain.time_basis import basis_for
+from services.sla.service_layer.timers import sync_timers
+from shared.business_calendar import BusinessCalendar
+from shared.events.sla import SlaAtRisk, SlaBreached, SlaRecovered
+from shared.uow import UnitOfWork
+
+TIMER_DRIVEN = TICKET_KINDS | {"report_delivery"}
+_RANK = {"no_data": 0, "ok": 0, "at_risk": 1, "breached": 2}
+WindowKey = tuple[str, str]          # (metric key, period)
+
+
+def refresh_windows(uow: UnitOfWork, definition: SlaDefinition, keys: Iterable[WindowKey], now: dt.datetime) -> None:
+    for key, period in sorted(set(keys)):
+        metric = definition.metric(key)
+        if metric is not None:
+            refresh_window(uow, definition, metric, Period.parse(period), now)
+
+
+def refresh_window(uow: UnitOfWork, definition: SlaDefinition, metric: MetricDefinition, period: Period,
+                   now: dt.datetime, closing: bool = False) -> WindowOutcome:
+    """Measure one metric's window again, store where it stands, and announce a change of standing."""
+    session = uow.session
+    row = session.scalar(select(WindowResultRow).where(WindowResultRow.contract_id == definition.contract_id,
+                                                       WindowResultRow.metric_key == metric.key,
+                                                       WindowResultRow.period == str(period)))
+    if row is None:
+        repo.insert_ignoring_conflicts(session, WindowResultRow, [dict(
+            id=repo.new_id(), org=definition.org, contract_id=definition.contract_id, metric_key=metric.key,
+            period=str(period), status="no_data", closed=False, items=0, breaches=0, miss=0, updated_at=now)])
+        row = session.scalar(select(WindowResultRow).where(WindowResultRow.contract_id == definition.contract_id,
+                                                           WindowResultRow.metric_key == metric.key,
+                                                           WindowResultRow.period == str(period)))
+    closed = closing or row.closed
+    outcome = measure_window(session, definition, metric, period, now, closed)
+    previous = row.status
+    row.status, row.actual, row.met, row.items, row.breaches = (outcome.status, outcome.actual, outcome.met,
+                                                                outcome.items, outcome.breaches)
+    row.miss, row.closed, row.updated_at = outcome.miss, closed, now
+    if metric.kind == "report_delivery":
+        _arm_report_timer(uow, definition, metric, period, now)
+    elif metric.kind not in TIMER_DRIVEN:
+        _announce_change(uow, definition, metric, period, previous, outcome, now)
+    session.flush()
+    return outcome
+
+
+def _announce_change(uow: UnitOfWork, definition: SlaDefinition, metric: MetricDefinition, period: Period,
+                     previous: str, outcome: WindowOutcome, now: dt.datetime) -> None:
+    before, after = _RANK[previous], _RANK[outcome.status]
+    common = dict(contract_id=definition.contract_id, org=definition.org, metric_key=metric.key,
+                  metric_kind=metric.kind, period=str(period), target=metric.terms.target, actual=outcome.actual)
+    if after > before and outcome.status == "at_risk":
+        publish(uow, SlaAtRisk(at=now, **common))
+    elif after > before:
+        publish(uow, SlaBreached(breached_at=now, detected_at=now, **common))
+    elif after < before:
+        publish(uow, SlaRecovered(previous_status=previous, status=outcome.status, **common))
+
+
+def measure_window(session: Session, definition: SlaDefinition, metric: MetricDefinition, period: Period,
+                   now: dt.datetime, closed: bool) -> WindowOutcome:
+    """Where a metric stands in a window at `now` (read only; the dashboards call it too)."""
+    tz, kind, terms = definition.timezone, metric.kind, metric.terms
+    start, end = period.starts_at(tz), period.ends_at(tz)
+    if kind in TICKET_KINDS:
+        return compliance.ticket_window(_standings(session, definition, metric, period, now))
+    if kind == "report_delivery":
+        if not _report_owed(definition, period):
+            return compliance.NO_DATA
+        due, delivered = report_deadline(definition, metric, period), _report_delivered_at(session, definition, metric, period)
+        return _report_outcome(definition, metric, period, due, delivered, now)
+    if kind == "availability":
+        rows = session.execute(select(SampleRow.start, SampleRow.end, SampleRow.state).where(
+            *_samples_of(definition, metric, "availability"), SampleRow.start < end, SampleRow.end > start)).all()
+        down = [(s, e) for s, e, state in rows if state == "down"]
+        planned = [(s, e) for s, e, state in rows if state == "maintenance"]
+        return compliance.availability(terms, (start, end), down, planned, now, closed)
+    sample_kind = next(k for k, kinds in FEEDS.items() if kind in kinds)
+    sums = session.execute(select(
+        func.coalesce(func.sum(SampleRow.offered), 0), func.coalesce(func.sum(SampleRow.answered_within_threshold), 0),
+        func.coalesce(func.sum(SampleRow.abandoned), 0), func.coalesce(func.sum(SampleRow.responses), 0),
+        func.coalesce(func.sum(SampleRow.score_sum), 0), func.coalesce(func.sum(SampleRow.contacts), 0),
+        func.coalesce(func.sum(SampleRow.resolved_first_contact), 0),
+    ).where(*_samples_of(definition, metric, sample_kind), SampleRow.start >= start, SampleRow.start < end)).one()
+    offered, answered, abandoned, responses, score_sum, contacts, first = sums
+    if kind == "service_level":
+        return compliance.service_level(terms, answered, offered, closed)
+    if kind == "abandonment_rate":
+        return compliance.abandonment(terms, abandoned, offered, closed)
+    if kind == "csat":
+        return compliance.csat(terms, score_sum, responses, closed)
+    return compliance.first_contact_resolution(terms, first, contacts, closed)
+
+
+def _samples_of(definition: SlaDefinition, metric: MetricDefinition, sample_kind: str) -> list:
+    return [SampleRow.contract_id == definition.contract_id, SampleRow.kind == sample_kind,
+            (SampleRow.metric_key.is_(None)) | (SampleRow.metric_key == metric.key)]
+
+
+def _standings(session: Session, definition: SlaDefinition, metric: MetricDefinition, period: Period,
+               now: dt.datetime) -> list:
+    basis = basis_for(metric.terms, definition.service_hours)
+    rows = session.scalars(select(TicketClockRow).where(TicketClockRow.contract_id == definition.contract_id,
+                                                        TicketClockRow.metric_key == metric.key,
+                                                        TicketClockRow.period == str(period))).all()
+    return [ticket_standing(state=r.state, elapsed=dt.timedelta(seconds=float(r.elapsed_seconds)),
+                            running_since=r.running_since, at_risk_at=r.at_risk_at, breached_at=r.breached_at,
+                            settled_miss=r.miss, allowed=metric.allowed_time, basis=basis, now=now) for r in rows]
+
+
+def calendar_of(definition: SlaDefinition) -> BusinessCalendar:
+    """Statutory working days where the contract is served (a 24x7 service still counts reports in working days)."""
+    hours = definition.service_hours
+    return BusinessCalendar.office_hours(timezone=hours.timezone, country=hours.country or None,
+                                         closures=hours.closures)
+
+
+def report_deadline(definition: SlaDefinition, metric: MetricDefinition, period: Period) -> dt.datetime:
+    """The previous month's report is due by the end of working day N of `period`."""
+    return compliance.report_due(calendar_of(definition), period.first_day(), int(metric.terms.target),
+                                 definition.timezone)
+
+
+def _report_owed(definition: SlaDefinition, window: Period) -> bool:
+    """A report is owed in `window` for the month before it, if the contract ran during that month."""
+    covered = window.previous()
+    return covered.first_day() <= definition.end_date and window.first_day() > definition.effective_date
+
+
+def _report_delivered_at(session: Session, definition: SlaDefinition, metric: MetricDefinition,
+                         period: Period) -> dt.datetime | None:
+    return session.scalar(select(func.min(SampleRow.start)).where(
+        *_samples_of(definition, metric, "report_delivered"), SampleRow.report_period == str(period.previous())))
+
+
+def _report_outcome(definition: SlaDefinition, metric: MetricDefinition, period: Period, due: dt.datetime,
+                    delivered: dt.datetime | None, now: dt.datetime) -> WindowOutcome:
+    calendar, day_before = calendar_of(definition), period.first_day() - dt.timedelta(days=1)
+    working_day = late = None
+    if delivered is not None:
+        delivered_on = delivered.astimezone(ZoneInfo(definition.timezone)).date()
+        working_day = max(0, calendar.working_days_between(day_before, delivered_on))
+        late = max(0, working_day - int(metric.terms.target))
+    return compliance.report_delivery(metric.terms, due, delivered, working_day, late or 0, now)
+
+
+def _arm_report_timer(uow: UnitOfWork, definition: SlaDefinition, metric: MetricDefinition, period: Period,
+                      now: dt.datetime) -> None:
+    due = report_deadline(definition, metric, period)
+    delivered = _report_delivered_at(uow.session, definition, metric, period)
+    owed = _report_owed(definition, period) and not (delivered is not None and delivered < due)
+    plans = [TimerPlan("breach", 1, due)] if owed else []
+    sync_timers(uow, definition, metric.key, str(period), str(period), plans,
+                {"report_period": str(period.previous()), "deadline": due.isoformat()}, now)
