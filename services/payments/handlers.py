@@ -17,8 +17,10 @@ import datetime as dt
 from services.payments import service_layer
 from services.payments.domain.due_dates import local_date
 from shared.envelope import Envelope
+from shared.errors import Invalid
 from shared.events.contracts import TOPIC as CONTRACTS_TOPIC
-from shared.events.contracts import ContractActivated, ContractAmended, ContractSigned, ContractTerminated
+from shared.events.contracts import (ContractActivated, ContractAmended, ContractSigned, ContractTerminated,
+                                     ContractTerms)
 from shared.events.sla import TOPIC as SLA_TOPIC
 from shared.events.sla import SlaCreditAssessed
 from shared.kafka import Subscription
@@ -34,22 +36,29 @@ def happened_at(envelope: Envelope) -> dt.datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=dt.timezone.utc)
 
 
+def _terms_of(event) -> ContractTerms:
+    """The terms an event carries, refused if they describe another contract than the event."""
+    if (event.terms.contract_id, event.terms.org) != (event.contract_id, event.org):
+        raise Invalid(f"{event.event_type} for {event.contract_id} carries the terms of {event.terms.contract_id}.")
+    return event.terms
+
+
 def on_contract_signed(envelope: Envelope, uow: UnitOfWork) -> None:
     event = envelope.payload(ContractSigned)
     at = happened_at(envelope)
-    service_layer.create_schedule(uow, event.terms, local_date(at), at)
+    service_layer.create_schedule(uow, _terms_of(event), local_date(at), at)
 
 
 def on_contract_activated(envelope: Envelope, uow: UnitOfWork) -> None:
     event = envelope.payload(ContractActivated)
     at = happened_at(envelope)
-    service_layer.create_schedule(uow, event.terms, local_date(at), at)
+    service_layer.create_schedule(uow, _terms_of(event), local_date(at), at)
 
 
 def on_contract_amended(envelope: Envelope, uow: UnitOfWork) -> None:
     event = envelope.payload(ContractAmended)
     at = happened_at(envelope)
-    service_layer.amend_schedule(uow, event.terms, local_date(at), at)
+    service_layer.amend_schedule(uow, _terms_of(event), local_date(at), at)
 
 
 def on_contract_terminated(envelope: Envelope, uow: UnitOfWork) -> None:

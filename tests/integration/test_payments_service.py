@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import io
 import json
 import threading
 from decimal import Decimal as D
 
-import pytest
 from icalendar import Calendar
 from kafka import KafkaConsumer, KafkaProducer
 from sqlalchemy import func, select
 
 from services.payments.adapters.tables import InvoiceRow, ScheduleRow, TrancheRow
+from services.payments.service_layer import advance_schedules
 from shared.envelope import Envelope
 from shared.events.contracts import ContractAmended, ContractSigned, ContractTerminated
 from shared.events.payments import TOPIC as PAYMENTS_TOPIC
@@ -236,7 +235,7 @@ def test_software_development_contract_through_the_broker_and_the_api(start_serv
 
     # The amendment re-plans only the retention; the old one stays in history.
     contracts.publish(ContractAmended(contract_id=cid, org="acme", version=2, previous_version=1,
-                                      terms=amended_terms(), delta={"total_amount": "1334567.89"}),
+                                      terms=amended_terms(cid), delta={"total_amount": "1334567.89"}),
                       morning("2026-11-02"))
     wait_until(lambda: schedule_of(client, cid)["version"] == 2, message="amendment applied")
     view = schedule_of(client, cid)
@@ -360,3 +359,16 @@ def test_invoice_numbers_are_gap_free_under_concurrency_and_errors_are_problems(
                                 "31_60": "2222222.22", "61_90": "0.00", "over_90": "0.00", "total": "2222222.22"}]
     csv_text = client.get("/v1/reports/aging.csv", params={"as_of": "2026-10-20"}, headers=VIEWER).content
     assert "TOTAL,,CNY,0.00,0.00,2222222.22,0.00,0.00,2222222.22" in csv_text.decode("utf-8-sig")
+
+    # Two schedulers running the day's work at once (two replicas) announce each change once.
+    rt = client.app.state.runtime
+    replicas = [threading.Thread(target=advance_schedules, args=(rt.uow, morning("2026-09-15"))) for _ in range(2)]
+    for t in replicas:
+        t.start()
+    for t in replicas:
+        t.join(30)
+    outbox = rt.tables["outbox"]
+    with rt.db.read_session() as s:
+        announced = dict(s.execute(select(outbox.c.event_type, func.count()).group_by(outbox.c.event_type)).all())
+    assert (announced["payment.overdue"], announced["late_fee.accrued"]) == (7, 7)    # six of acme, one of globex
+    assert {t["status"] for t in schedule_of(client, cid)["tranches"]} == {"overdue"}

@@ -52,15 +52,15 @@ def software_development_terms(version: int = 1, contract_id: str = "c-sd-1", or
     return ContractTerms.model_validate(terms)
 
 
-def amended_terms() -> ContractTerms:
+def amended_terms(contract_id: str = "c-sd-1") -> ContractTerms:
     """Version 2: a ¥100,000.00 change request paid on its acceptance; the other amounts as signed."""
-    v1 = software_development_terms()
+    v1 = software_development_terms(contract_id=contract_id)
     tranches = [t.model_dump(mode="json") for t in v1.tranches]
     tranches[2]["amount"] = "370370.36"
     change = {"key": "change_request", "label": "变更需求验收后付款", "percent": "7.49", "amount": "100000.00",
               "trigger": {"kind": "milestone", "milestone": "cr_accepted"}, "due": {"days": 10, "unit": "working_days"}}
     return software_development_terms(
-        version=2, total_amount="1334567.89", tranches=[*tranches[:3], change, tranches[3]],
+        version=2, contract_id=contract_id, total_amount="1334567.89", tranches=[*tranches[:3], change, tranches[3]],
         milestones=[*(m.model_dump(mode="json") for m in v1.milestones),
                     {"key": "cr_accepted", "label": "变更需求验收", "due_date": "2026-12-15"}])
 
@@ -438,5 +438,6 @@ def test_termination_cancels_what_is_not_due_and_keeps_what_is():
     assert [(t.key, t.status) for t in s.active_tranches()] == [("signing", "settled"), ("requirements", "due")]
     assert s.milestone("final_acceptance").status == "withdrawn"
     assert s.terminate(d("2026-09-26"), at(d("2026-09-26"))) == []
+    assert s.rebaseline(amended_terms(), d("2026-09-27"), d("2026-09-27")) is False
     with pytest.raises(Conflict):
         s.reach_milestone("final_acceptance", "pm", at(d("2026-09-26")), d("2026-09-26"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Iterable
 
-from icalendar import Calendar, Event
+from icalendar import Calendar, Event, vDuration
 
 from services.payments.domain.schedule import PaymentSchedule
 
@@ -27,7 +27,7 @@ def render(schedules: Iterable[PaymentSchedule], today: dt.date, name: str, stam
     cal.add("x-wr-calname", name)
     cal.add("x-wr-timezone", "Asia/Shanghai")
     cal.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
-    cal.add("x-published-ttl", REFRESH)
+    cal.add("x-published-ttl", vDuration(REFRESH))
     for schedule in sorted(schedules, key=lambda s: s.number):
         for event in [*_due_dates(schedule, today, stamp), *_milestone_deadlines(schedule, today, stamp)]:
             cal.add_component(event)

@@ -358,9 +358,9 @@ class PaymentSchedule:
         are superseded and the amended contract's remaining tranches are scheduled in their place,
         sharing what the kept ones leave of the new total. Credits deducted from superseded
         tranches are taken back and deducted again from the new schedule. An older or repeated
-        version changes nothing (False).
+        version changes nothing (False), and so does any amendment after termination.
         """
-        if terms.version <= self.version:
+        if terms.version <= self.version or self.status == "terminated":
             return False
         kept = [t for t in self.active_tranches() if self._is_locked(t)]
         kept_keys = {t.key for t in kept}

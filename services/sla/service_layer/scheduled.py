@@ -19,6 +19,8 @@ from shared.events.sla import MetricCompliance, SlaAtRisk, SlaBreached, SlaCredi
 from shared.scheduler import claim
 from shared.uow import UnitOfWork
 
+LOOK_AGAIN = dt.timedelta(seconds=0.5)   # announcements are promised within 1 s of their moment
+
 
 def fire_due_timers(uow_factory: Callable[[], UnitOfWork], now: dt.datetime, batch: int = 500
                     ) -> tuple[int, dt.datetime | None]:
@@ -55,7 +57,8 @@ def fire_due_timers(uow_factory: Callable[[], UnitOfWork], now: dt.datetime, bat
                 uow.commit()
     with uow_factory() as uow:
         next_due = uow.session.scalar(select(func.min(TimerRow.due_at)).where(TimerRow.status == "pending"))
-    return fired, next_due
+    # Another replica may arm an earlier timer at any moment: look again soon, whatever the tick interval.
+    return fired, min(next_due, now + LOOK_AGAIN) if next_due else now + LOOK_AGAIN
 
 
 def _timer_event(definition: SlaDefinition, metric: MetricDefinition, row: TimerRow, now: dt.datetime):

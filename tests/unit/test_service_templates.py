@@ -1,0 +1,276 @@
+"""The three built-in service templates (call centre, IT operations, labour outsourcing).
+
+Each is drafted from its own sample variables in both languages through the real library
+loader and drafting engine, and the rendered document is checked for what the contract
+must say: the articles it needs, every promised service level with its target, the credit
+cap, and, for labour outsourcing, that the vendor alone manages its workers.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import yaml
+
+from services.contracts.domain.document import ContractDocument, Paragraph, Table
+from shared.events.contracts import SlaMetric
+
+LIBRARY = Path(__file__).resolve().parents[2] / "services" / "contracts" / "library"
+TEMPLATES = ("call_centre", "it_operations", "labour_outsourcing")
+LANGUAGES = ("zh-CN", "en")
+
+COMMON = ["parties", "service_scope", "term", "price", "payment.tranches", "change_control",
+          "confidentiality", "ip.ownership", "subcontracting", "late_payment", "breach",
+          "force_majeure", "termination", "disputes", "notices", "signatures"]
+REQUIRED_ARTICLES = {
+    "call_centre": ["service_scope.call_centre", "sla.service_hours", "sla.service_levels", "sla.credits",
+                    "reporting", "personnel.staffing", "data_protection"],
+    "it_operations": ["service_scope.it_operations", "sla.service_hours", "sla.service_levels", "sla.credits",
+                      "reporting", "personnel.staffing", "data_protection"],
+    "labour_outsourcing": ["service_scope.labour_outsourcing", "personnel.labour_outsourcing",
+                           "personnel.staffing", "reporting"],
+}
+
+# Wording that would hand the client direct management of the vendor's workers (the mark of
+# labour dispatch). None of it may appear anywhere in a labour outsourcing draft.
+CLIENT_MANAGES_WORKERS = {
+    "zh-CN": ["甲方有权直接管理", "甲方负责管理乙方人员", "甲方直接管理乙方人员", "由甲方直接管理", "由甲方管理",
+              "甲方有权指挥", "甲方可直接指挥", "甲方直接指挥", "接受甲方的管理", "服从甲方", "甲方对乙方人员进行考勤",
+              "甲方对乙方人员进行考核", "甲方的规章制度适用于乙方人员", "甲方有权辞退", "甲方有权退回"],
+    "en": ["client shall manage the vendor's", "client may direct the vendor's workers", "under the client's direction",
+           "under the direction of the client", "client's management of the vendor's workers",
+           "client may dismiss", "client may return", "subject to the client's rules and policies",
+           "client shall supervise the vendor's workers", "client appraises the vendor's workers"],
+}
+
+
+# --------------------------------------------------------------------------- engine access
+
+def _load_library():
+    from services.contracts.domain import library_loader
+    return library_loader.load_library(LIBRARY)
+
+
+def _draft(library, template_key: str, language: str, variables: dict, positions: dict | None = None
+           ) -> ContractDocument:
+    from services.contracts.domain import drafting
+    return drafting.draft(library.template(template_key), language, variables, positions or {})
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _raw_template(key: str) -> dict:
+    return yaml.safe_load((LIBRARY / "templates" / f"{key}.yaml").read_text(encoding="utf-8"))
+
+
+def _samples(key: str) -> dict:
+    return _raw_template(key)["sample_variables"]
+
+
+def _block_text(block) -> str:
+    if isinstance(block, Paragraph):
+        return block.text
+    if isinstance(block, Table):
+        return "\n".join(" | ".join(row) for row in (block.header, *block.rows))
+    return str(block)
+
+
+def _article_text(doc: ContractDocument, clause_key: str) -> str:
+    articles = [a for a in doc.articles if a.clause_key == clause_key]
+    assert articles, f"no article for {clause_key}: {[a.clause_key for a in doc.articles]}"
+    return "\n".join(_block_text(b) for a in articles for b in a.blocks)
+
+
+def _full_text(doc: ContractDocument) -> str:
+    parts = [doc.title, *(_block_text(b) for b in doc.preamble)]
+    for article in doc.articles:
+        parts.append(article.heading)
+        parts.extend(_block_text(b) for b in article.blocks)
+    parts.extend(_block_text(b) for b in doc.closing)
+    return "\n".join(parts)
+
+
+def _target_texts(metric: SlaMetric, language: str) -> list[str]:
+    """Ways a target may be written: 80% / 80.0%, 15分钟 / 15 minutes, 4.5, 第5个工作日 ..."""
+    t = metric.target
+    if metric.kind in ("service_level", "abandonment_rate", "availability", "first_contact_resolution"):
+        pct = (t * 100).normalize()
+        return [f"{pct:f}%", f"{pct:f} %", f"{(t * 100):.1f}%"]
+    if metric.kind in ("first_response", "resolution"):
+        minutes = int(t)
+        texts = [f"{minutes}分钟", f"{minutes} 分钟", f"{minutes} minutes", f"{minutes} min"]
+        if minutes % 60 == 0:
+            hours = minutes // 60
+            texts += [f"{hours}小时", f"{hours} 小时", f"{hours} hours", f"{hours} hour", f"{hours}个工作小时"]
+        return texts
+    return [f"{t.normalize():f}"]
+
+
+@pytest.fixture(scope="module")
+def library():
+    return _load_library()
+
+
+@pytest.fixture(scope="module")
+def drafts(library):
+    return {(key, lang): _draft(library, key, lang, _samples(key))
+            for key in TEMPLATES for lang in LANGUAGES}
+
+
+# --------------------------------------------------------------------------- samples
+
+@pytest.mark.parametrize("key", TEMPLATES)
+def test_sample_variables_are_coherent(key):
+    raw = _raw_template(key)
+    s = raw["sample_variables"]
+    assert raw["kind"] == key
+    assert sum(Decimal(t["percent"]) for t in s["tranches"]) == Decimal(100)
+    # each regular instalment is exactly one period's fee (the monthly or quarterly fee)
+    total, monthly = Decimal(s["total_price"]["amount"]), Decimal(s["monthly_fee"]["amount"])
+    regular = [t for t in s["tranches"] if t["trigger"]["kind"] == "fixed_date" and not t.get("is_retention")]
+    assert regular and all(
+        (total * Decimal(t["percent"]) / 100) % monthly == 0 or
+        (total * Decimal(t["percent"]) / 100 / monthly) == Decimal("0.95")  # 5 % retained each month
+        for t in regular)
+    assert s["effective_date"] < s["end_date"] and s["effective_date"].startswith(("2026", "2027"))
+    assert s["client"]["name"] != s["vendor"]["name"]
+    assert all(len(p["credit_code"]) == 18 for p in (s["client"], s["vendor"]))
+
+
+@pytest.mark.parametrize("key", ["call_centre", "it_operations"])
+def test_sample_sla_metrics_fit_the_shared_contract(key):
+    s = _samples(key)
+    metrics = [SlaMetric.model_validate(m) for m in s["sla_metrics"]]
+    assert len({m.key for m in metrics}) == len(metrics)
+    report = [m for m in metrics if m.kind == "report_delivery"]
+    assert report and report[0].target == s["report_working_day"]
+    assert Decimal(s["credit_cap"]) > 0
+    if key == "call_centre":
+        level = next(m for m in metrics if m.kind == "service_level")
+        assert (level.target, level.threshold_seconds) == (Decimal("0.80"), 20)
+        assert next(m for m in metrics if m.kind == "abandonment_rate").target <= Decimal("0.05")
+        assert {"first_contact_resolution", "csat"} <= {m.kind for m in metrics}
+        assert s["service_hours"] in ("business_9_18", "custom")
+    else:
+        p1 = [m for m in metrics if m.priority == "P1"]
+        assert p1 and all(m.time_basis == "calendar" for m in p1)
+        assert {m.priority for m in metrics if m.kind == "resolution"} == {"P1", "P2", "P3", "P4"}
+        assert next(m for m in metrics if m.kind == "availability").target == Decimal("0.999")
+
+
+# --------------------------------------------------------------------------- drafts
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("key", TEMPLATES)
+def test_drafts_from_samples_with_the_required_articles(drafts, key, language):
+    doc = drafts[(key, language)]
+    assert doc.language == language
+    keys = [a.clause_key for a in doc.articles]
+    for required in [k for k in COMMON if k != "service_scope"] + REQUIRED_ARTICLES[key]:
+        assert required in keys, f"{key}/{language}: missing {required}"
+    assert len(keys) == len(set(keys))
+    text = _full_text(doc)
+    for leftover in ("{{", "}}", "{%", "%}", "None", "Undefined"):
+        assert leftover not in text, f"{key}/{language}: {leftover!r} left in the text"
+    samples = _samples(key)
+    assert samples["client"]["name"] in text and samples["vendor"]["name"] in text
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("key", ["call_centre", "it_operations"])
+def test_sla_articles_list_each_metric_with_its_target(drafts, key, language):
+    doc = drafts[(key, language)]
+    levels = _article_text(doc, "sla.service_levels")
+    for metric in (SlaMetric.model_validate(m) for m in _samples(key)["sla_metrics"]):
+        rows = [line for line in levels.split("\n") if metric.label in line
+                or (metric.priority and metric.priority in line and metric.kind.split("_")[0] in line.lower())]
+        assert rows or metric.label in levels, f"{key}/{language}: {metric.key} not listed"
+        assert any(t in levels for t in _target_texts(metric, language)), \
+            f"{key}/{language}: target of {metric.key} not stated"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("key", ["call_centre", "it_operations"])
+def test_credits_article_states_tiers_and_the_monthly_cap(drafts, key, language):
+    samples = _samples(key)
+    credits = _article_text(drafts[(key, language)], "sla.credits")
+    cap = f"{Decimal(samples['credit_cap']).normalize():f}%"
+    if language == "zh-CN":
+        assert f"不超过当月服务费的{cap}" in credits
+    else:
+        assert f"not exceed {cap} of the monthly service fee" in credits
+    credited = [m for m in samples["sla_metrics"] if m.get("credit")]
+    for metric in credited:
+        for tier in metric["credit"]["tiers"]:
+            assert f"{(Decimal(tier['share_of_monthly_fee']) * 100).normalize():f}%" in credits
+    paragraphs = [line for line in credits.split("\n") if line.startswith(("（", "("))]
+    assert len(paragraphs) >= len(credited)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_call_centre_states_its_custom_hours_and_channels(drafts, language):
+    doc = drafts[("call_centre", language)]
+    hours = _article_text(doc, "sla.service_hours")
+    assert "08:00" in hours and "20:00" in hours
+    scope = _article_text(doc, "service_scope.call_centre")
+    words = {"zh-CN": ["呼入服务", "呼出服务", "电子邮件"], "en": ["Inbound calls", "Outbound calls", "E-mail"]}
+    assert all(w in scope for w in words[language])
+    assert ("在线客服" if language == "zh-CN" else "Online chat") not in scope   # switched off in the sample
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_it_operations_defines_priorities_and_round_the_clock_p1(drafts, language):
+    doc = drafts[("it_operations", language)]
+    scope = _article_text(doc, "service_scope.it_operations")
+    assert all(p in scope for p in ("P1", "P2", "P3", "P4"))
+    hours = _article_text(doc, "sla.service_hours")
+    assert "9:00" in hours and "18:00" in hours
+    assert ("自然时间" if language == "zh-CN" else "Calendar Time") in hours
+    levels = _article_text(doc, "sla.service_levels")
+    assert ("计划维护" if language == "zh-CN" else "planned maintenance") in levels
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_labour_outsourcing_vendor_alone_manages_its_workers(drafts, language):
+    doc = drafts[("labour_outsourcing", language)]
+    clause = _article_text(doc, "personnel.labour_outsourcing")
+    if language == "zh-CN":
+        for phrase in ("本合同不属于劳务派遣", "乙方独立负责乙方人员的工作安排", "缴纳社会保险",
+                       "不对乙方人员进行管理、指挥或考核", "临时性、辅助性或者替代性", "10%", "吴海东"):
+            assert phrase in clause
+    else:
+        for phrase in ("not a labour dispatch", "The Vendor alone is responsible for assigning their work",
+                       "social insurance", "does not manage, direct or appraise the Vendor's Workers",
+                       "temporary, auxiliary or substitute posts", "10%", "吴海东"):
+            assert phrase in clause
+    text = _full_text(doc)
+    lowered = text.lower()
+    for phrase in CLIENT_MANAGES_WORKERS[language]:
+        assert phrase.lower() not in lowered, f"labour/{language}: {phrase!r} gives the client management of workers"
+    scope = _article_text(doc, "service_scope.labour_outsourcing")
+    for kpi in _samples("labour_outsourcing")["kpis"]:
+        assert kpi["label"] in scope and kpi["target"] in scope
+    assert ("不针对乙方人员个人" if language == "zh-CN" else "not for any individual member") in scope
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_fallback_positions_render_and_differ(library, drafts, language):
+    cases = [("call_centre", "sla.credits", "sole_remedy"),
+             ("it_operations", "personnel.staffing", "key_personnel_consent"),
+             ("labour_outsourcing", "personnel.labour_outsourcing", "evidence_on_request")]
+    for key, clause, position in cases:
+        standard = _article_text(drafts[(key, language)], clause)
+        fallback = _article_text(_draft(library, key, language, _samples(key), {clause: position}), clause)
+        assert fallback and fallback != standard, f"{key}/{clause}/{position}"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_business_hours_and_24x7_variants_render(library, language):
+    expected = {"business_9_18": {"zh-CN": "9:00至18:00", "en": "from 9:00 to 18:00"},
+                "24x7": {"zh-CN": "每日二十四小时", "en": "twenty-four hours a day"}}
+    for hours, expect in ((h, e[language]) for h, e in expected.items()):
+        variables = dict(_samples("call_centre"), service_hours=hours)
+        text = _article_text(_draft(library, "call_centre", language, variables), "sla.service_hours")
+        assert expect in text
+        assert "08:00" not in text
