@@ -29,10 +29,14 @@ def make_revision(migrations_dir: Path, url: str, message: str) -> None:
 
 def _render_item(type_, obj, autogen_context):
     """Render our UtcDateTime as the plain column type it stores, so migrations import nothing of ours."""
+    from sqlmodel.sql.sqltypes import AutoString
+
     from shared.tables import UtcDateTime
 
     if type_ == "type" and isinstance(obj, UtcDateTime):
         return "sa.DateTime(timezone=True)"
+    if type_ == "type" and isinstance(obj, AutoString):
+        return f"sa.String(length={obj.length})" if obj.length else "sa.String()"
     return False
 
 
