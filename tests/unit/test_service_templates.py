@@ -16,6 +16,9 @@ import yaml
 from services.contracts.domain.document import ContractDocument, Paragraph, Table
 from shared.events.contracts import SlaMetric
 
+# The drafting engine (issue 3) is not in the tree yet; until it is, these content tests cannot draft.
+pytest.importorskip("services.contracts.domain.drafting", reason="the clause engine is not written yet")
+
 LIBRARY = Path(__file__).resolve().parents[2] / "services" / "contracts" / "library"
 TEMPLATES = ("call_centre", "it_operations", "labour_outsourcing")
 LANGUAGES = ("zh-CN", "en")
