@@ -1,8 +1,10 @@
 """Helpers shared by the suite: waiting on conditions, tokens, service instances."""
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from contextlib import contextmanager
 from typing import Any, Callable
 
 from shared.auth import issue_token
@@ -31,3 +33,23 @@ def token(*roles: str, org: str = "acme", sub: str = "user-1") -> str:
 
 def auth(*roles: str, org: str = "acme", sub: str = "user-1") -> dict[str, str]:
     return {"Authorization": f"Bearer {token(*roles, org=org, sub=sub)}"}
+
+
+@contextmanager
+def served(app):
+    """The app behind a real uvicorn server on a free local port (for browsers and streaming clients)."""
+    import uvicorn
+
+    from shared.broker import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
+                                           timeout_graceful_shutdown=2))
+    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, 30, message="uvicorn started")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(20)

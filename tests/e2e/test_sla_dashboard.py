@@ -9,15 +9,11 @@ import datetime as dt
 import importlib
 import os
 import random
-import threading
-from contextlib import contextmanager
 
 import httpx
 import pytest
-import uvicorn
 
-from shared.broker import free_port
-from tests.helpers import auth, token, wait_until
+from tests.helpers import auth, served, token, wait_until
 
 CHROMIUM = os.environ.get("QIYUE_CHROMIUM", "/usr/bin/chromium")
 sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
@@ -25,21 +21,6 @@ if not os.path.exists(CHROMIUM):
     pytest.skip(f"no Chromium at {CHROMIUM}", allow_module_level=True)
 
 ROUND_THE_CLOCK = {str(d): [["00:00", "24:00"]] for d in range(1, 8)}
-
-
-@contextmanager
-def served(app):
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
-                                           timeout_graceful_shutdown=2))
-    thread = threading.Thread(target=server.run, name="uvicorn-sla", daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, 30, message="uvicorn started")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(20)
 
 
 def define(base: str, title: str, metrics: list[dict]) -> str:

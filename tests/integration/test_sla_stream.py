@@ -7,34 +7,15 @@ import datetime as dt
 import importlib
 import json
 import random
-import threading
 from contextlib import contextmanager
 
 import httpx
 import pytest
-import uvicorn
 
-from shared.broker import free_port
-from tests.helpers import auth, token, wait_until
+from tests.helpers import auth, served, token, wait_until
 
 UTC = dt.timezone.utc
 ROUND_THE_CLOCK = {str(d): [["00:00", "24:00"]] for d in range(1, 8)}
-
-
-@contextmanager
-def served(app):
-    """The app behind a real uvicorn server on a free local port."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
-                                           timeout_graceful_shutdown=2))
-    thread = threading.Thread(target=server.run, name="uvicorn-sla", daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, 30, message="uvicorn started")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(20)
 
 
 @pytest.fixture
