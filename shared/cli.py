@@ -7,7 +7,6 @@
   qiyue makemigration --service sla -m "..."   autogenerate a migration from the models
   qiyue replay --service contracts --since 2026-11-01T00:00:00Z   republish from the outbox
   qiyue asyncapi                               regenerate docs/asyncapi.yaml
-  qiyue audit verify                           check the contracts audit chain
 """
 from __future__ import annotations
 
