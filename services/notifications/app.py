@@ -1,6 +1,7 @@
 """The notifications service: Subscriptions, e-mail, signed webhooks, in-app inbox, retries."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from shared.events import TOPICS
@@ -8,8 +9,10 @@ from shared.service import ServiceSpec, create_app
 from shared.settings import Settings
 from services.notifications.adapters.tables import metadata
 from services.notifications.api.routes import router
-from services.notifications.handlers import subscription
-from services.notifications.jobs import jobs
+from services.notifications.handlers import subscription, subscription_for
+from services.notifications.jobs import jobs, jobs_for
+from services.notifications.service_layer import Notifier
+from services.notifications.settings import NotificationSettings
 
 spec = ServiceSpec(
     name="notifications",
@@ -25,5 +28,17 @@ spec = ServiceSpec(
 
 
 def create(settings: Settings | None = None, start: bool = True):
-    """The ASGI app (uvicorn runs it with --factory)."""
-    return create_app(spec, settings, start=start)
+    """The ASGI app (uvicorn runs it with --factory).
+
+    Each instance gets its own `Notifier` (senders, templates, clock) over its own settings,
+    and its handler and job are bound to it: two instances in one process never mix settings.
+    """
+    settings = NotificationSettings.of(settings)
+    notifier = Notifier(settings)
+    instance = dataclasses.replace(spec, subscription=subscription_for(notifier), jobs=jobs_for(notifier))
+    app = create_app(instance, settings, start=start)
+    runtime = app.state.runtime
+    if runtime.scheduler is not None:
+        notifier.wake = runtime.scheduler.wake
+    app.state.notifier = notifier
+    return app

@@ -188,6 +188,89 @@ def test_clause_files_follow_the_library_format(clause_key):
             assert set(position["body"]) == set(LANGUAGES) and all(b.strip() for b in position["body"].values())
 
 
+# The shared variable names of library_format.md, typed as it says; declared by the common clauses.
+SHARED_VARIABLES = [
+    {"name": "client", "type": "party"}, {"name": "vendor", "type": "party"},
+    {"name": "contract_number", "type": "text"}, {"name": "project_name", "type": "text"},
+    {"name": "effective_date", "type": "date"}, {"name": "end_date", "type": "date"},
+    {"name": "sign_place", "type": "text"}, {"name": "total_price", "type": "money"},
+    {"name": "monthly_fee", "type": "money"}, {"name": "tranches", "type": "list", "item": "tranche"},
+    {"name": "milestones", "type": "list", "item": "milestone", "required": False},
+    {"name": "acceptance_days", "type": "duration"}, {"name": "warranty_months", "type": "integer", "required": False},
+    {"name": "late_payment_daily_rate", "type": "percent"}, {"name": "late_payment_cap", "type": "percent"},
+    {"name": "change_response", "type": "duration"}, {"name": "confidentiality_years", "type": "integer"},
+    {"name": "dispute_resolution", "type": "enum", "values": ["court", "arbitration"]},
+    {"name": "arbitration_body", "type": "text", "required": False}, {"name": "court_location", "type": "text"},
+    {"name": "notice_days", "type": "integer"}, {"name": "renewal_notice_days", "type": "integer"},
+    {"name": "subcontracting_allowed", "type": "enum", "values": ["never", "with_written_consent", "free"]},
+    {"name": "sla_metrics", "type": "list", "item": "sla_metric"},
+    {"name": "service_hours", "type": "enum", "values": ["business_9_18", "24x7", "custom"]},
+    {"name": "credit_cap", "type": "percent"},
+]
+RENDER_HELPERS = {"sla_table", "tranche_table", "milestone_table", "table", "language", "contract_kind", "contract_title"}
+DOCUMENTED_FILTERS = ("money", "money_words", "percent", "date", "duration")
+
+
+def _clause(key: str) -> dict:
+    return yaml.safe_load((LIBRARY / "clauses" / f"{key}.yaml").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("clause_key", MY_CLAUSES)
+def test_bodies_read_only_declared_or_shared_variables(clause_key):
+    from jinja2 import meta
+    from jinja2.sandbox import SandboxedEnvironment
+    env = SandboxedEnvironment()
+    env.filters.update(dict.fromkeys(DOCUMENTED_FILTERS, str))   # names only: bodies are parsed, not rendered
+    shared = {v["name"] for v in SHARED_VARIABLES}
+    for version in _clause(clause_key)["versions"]:
+        declared = {v["name"] for v in version["variables"]}
+        for position in version["positions"]:
+            for language, body in position["body"].items():
+                used = meta.find_undeclared_variables(env.parse(body)) - RENDER_HELPERS
+                assert used <= declared | shared, f"{clause_key}/{position['key']}/{language}: {used - declared - shared}"
+                # the shared names a body reads must be declared by the clause itself, with their shared type
+                for name in used & shared:
+                    assert name in declared, f"{clause_key} reads {name} without declaring it"
+
+
+@pytest.mark.parametrize("clause_key", MY_CLAUSES)
+def test_no_wording_puts_the_vendors_workers_under_the_client(clause_key):
+    """Every position's literal wording, checked by the same rule that blocks approval of a version."""
+    import re
+    from services.contracts.domain.risk_checks import dispatch_phrases
+    for version in _clause(clause_key)["versions"]:
+        for position in version["positions"]:
+            for language, body in position["body"].items():
+                literal = re.sub(r"\{%.*?%\}", "", re.sub(r"\{\{.*?\}\}", "X", body, flags=re.S), flags=re.S)
+                for paragraph in re.split(r"\n\s*\n", literal):
+                    assert dispatch_phrases(paragraph, language) == [], (clause_key, position["key"], paragraph)
+
+
+@pytest.mark.parametrize("key", TEMPLATES)
+def test_sample_variables_validate_against_the_declared_types(key):
+    from services.contracts.domain.variables import VariableSchema, VariableSpec
+    raw = _raw_template(key)
+    mine = [VariableSpec.from_dict(v) for a in raw["articles"] if a["clause"] in MY_CLAUSES
+            for v in _clause(a["clause"])["versions"][-1]["variables"]]
+    shared = [VariableSpec.from_dict(v) for v in SHARED_VARIABLES]
+    names = {s.name for s in mine}
+    used_shared = [s for s in shared if s.name not in names and s.name in raw["sample_variables"]]
+    schema = VariableSchema(mine + used_shared)   # also checks that repeated names have one shape
+    for spec in mine:                  # a shared name declared by my clauses keeps its shared type
+        twin = next((s for s in shared if s.name == spec.name), None)
+        assert twin is None or twin.same_shape(spec), spec.name
+    samples = {k: v for k, v in raw["sample_variables"].items() if k in schema}
+    parsed, problems = schema.validate(samples)
+    assert problems == []
+    assert set(raw["sample_variables"]) <= set(schema.names) | {v["name"] for v in SHARED_VARIABLES}
+    assert all(spec.name in parsed for spec in schema.specs if spec.required)
+    every_contract = {"client", "vendor", "contract_number", "project_name", "effective_date", "end_date", "sign_place",
+                      "total_price", "monthly_fee", "tranches", "acceptance_days", "late_payment_daily_rate",
+                      "late_payment_cap", "change_response", "confidentiality_years", "dispute_resolution",
+                      "court_location", "notice_days", "renewal_notice_days", "subcontracting_allowed", "credit_cap"}
+    assert every_contract <= set(parsed)
+
+
 @pytest.mark.parametrize("key", TEMPLATES)
 def test_templates_require_their_kind_specific_articles(key):
     raw = _raw_template(key)
@@ -288,6 +371,10 @@ def test_labour_outsourcing_vendor_alone_manages_its_workers(drafts, language):
                        "social insurance", "does not manage, direct or appraise the Vendor's Workers",
                        "temporary, auxiliary or substitute posts", "10%", "吴海东"):
             assert phrase in clause
+    from services.contracts.domain.risk_checks import dispatch_phrases
+    for article in doc.articles:
+        for block in article.blocks:
+            assert dispatch_phrases(_block_text(block), language) == [], (article.clause_key, _block_text(block))
     text = _full_text(doc)
     lowered = text.lower()
     for phrase in CLIENT_MANAGES_WORKERS[language]:

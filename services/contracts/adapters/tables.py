@@ -1,14 +1,229 @@
-"""Tables of the contracts service: its own database, shared with no other service."""
+"""Tables of the contracts service: its own database, shared with no other service.
+
+Every business table carries `org`; every query a caller can reach filters by the caller's org.
+The built-in clause library and templates are stored under org "*" (visible to everyone); an
+organisation's own clause versions, and its status changes to built-in ones, are rows of its own.
+Versions of a contract are immutable rows; the contract row holds its current state.
+"""
 from __future__ import annotations
 
-from sqlalchemy import MetaData
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import JSON, Column, Index, LargeBinary, MetaData, Numeric, UniqueConstraint
 from sqlalchemy.orm import registry
-from sqlmodel import SQLModel
+from sqlmodel import Field, SQLModel
 
 from shared.service import with_bookkeeping
+from shared.tables import BigId, UtcDateTime
 
 metadata = with_bookkeeping(MetaData())
+
+BUILTIN_ORG = "*"
 
 
 class Table(SQLModel, registry=registry(metadata=metadata)):
     """Base of every contracts table model (a registry of its own: services never share tables)."""
+
+
+def _instant(nullable: bool = False):
+    return Field(default=None, sa_column=Column(UtcDateTime(), nullable=nullable))
+
+
+def _json(nullable: bool = False, default=dict):
+    return Field(default_factory=default, sa_column=Column(JSON, nullable=nullable))
+
+
+class TemplateRow(Table, table=True):
+    """One template version as defined in the library (the YAML, as data)."""
+    __tablename__ = "contract_templates"
+    __table_args__ = (UniqueConstraint("org", "key", "version", name="uq_contract_templates"),)
+    id: str = Field(primary_key=True, max_length=32)
+    org: str = Field(max_length=100)
+    key: str = Field(max_length=100)
+    version: str = Field(max_length=40)
+    kind: str = Field(max_length=40)
+    definition: dict = _json()
+    source_sha256: str = Field(max_length=64)
+    loaded_at: dt.datetime = _instant()
+
+
+class ClauseVersionRow(Table, table=True):
+    """One version of one clause: its variables and positions; status draft | published | deprecated."""
+    __tablename__ = "clause_versions"
+    __table_args__ = (UniqueConstraint("org", "key", "version", name="uq_clause_versions"),)
+    id: str = Field(primary_key=True, max_length=32)
+    org: str = Field(max_length=100)
+    key: str = Field(index=True, max_length=100)
+    version: str = Field(max_length=40)
+    status: str = Field(max_length=20)
+    title: dict = _json()
+    definition: dict = _json()          # {"variables": [...], "positions": [...]}
+    builtin: bool = False               # a row of the built-in library (org "*") or an org's status of one
+    created_by: str = Field(max_length=200)
+    created_at: dt.datetime = _instant()
+    updated_at: dt.datetime = _instant()
+
+
+class ContractRow(Table, table=True):
+    """A contract's current state; `revision` goes up with every change (the ETag and the optimistic lock)."""
+    __tablename__ = "contracts"
+    __table_args__ = (Index("ix_contracts_org_created", "org", "created_at", "id"),
+                      Index("ix_contracts_status_effective", "status", "effective_date"),
+                      Index("ix_contracts_status_end", "status", "end_date"))
+    id: str = Field(primary_key=True, max_length=32)
+    org: str = Field(max_length=100)
+    number: str = Field(max_length=100)
+    title: str = Field(max_length=500)
+    kind: str = Field(max_length=40)
+    language: str = Field(max_length=10)
+    template_key: str = Field(max_length=100)
+    status: str = Field(max_length=20)
+    version: int                          # the current (newest) version
+    revision: int
+    authors: list = _json(default=list)   # subs who wrote a version (four eyes)
+    client_name: str = Field(max_length=300)
+    vendor_name: str = Field(max_length=300)
+    search_text: str = Field(max_length=2000)   # lower-cased title, number and parties, for text search
+    currency: str = Field(max_length=3)
+    total_amount: Decimal = Field(sa_column=Column(Numeric(18, 2), nullable=False))
+    effective_date: dt.date
+    end_date: dt.date
+    renewal_notice_days: int
+    review: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))   # the current review round
+    signed_version: int | None = None
+    signed_sha256: str | None = Field(default=None, max_length=64)
+    signed_at: dt.datetime | None = _instant(nullable=True)
+    activated_on: dt.date | None = None
+    ended_on: dt.date | None = None        # completed, terminated or expired on
+    renewal_due_at: dt.datetime | None = _instant(nullable=True)   # when contract.renewal_due was announced
+    created_by: str = Field(max_length=200)
+    created_at: dt.datetime = _instant()
+    updated_at: dt.datetime = _instant()
+
+
+class ContractVersionRow(Table, table=True):
+    """One immutable version: the variables as given, the exact library versions, the terms and the text."""
+    __tablename__ = "contract_versions"
+    __table_args__ = (UniqueConstraint("contract_id", "version", name="uq_contract_versions"),)
+    id: str = Field(primary_key=True, max_length=32)
+    org: str = Field(max_length=100)
+    contract_id: str = Field(index=True, max_length=32)
+    version: int
+    template_key: str = Field(max_length=100)
+    template_version: str = Field(max_length=40)
+    language: str = Field(max_length=10)
+    variables: dict = _json()
+    positions: dict = _json()
+    clause_versions: dict = _json()       # clause key -> version used
+    deviations: list = _json(default=list)
+    terms: dict = _json()                 # ContractTerms (JSON)
+    document: dict = _json()              # ContractDocument (JSON): what every format is rendered from
+    docx_sha256: str = Field(max_length=64)
+    reason: str | None = Field(default=None, max_length=2000)   # why this version was made
+    change_request_id: str | None = Field(default=None, max_length=32)
+    created_by: str = Field(max_length=200)
+    created_at: dt.datetime = _instant()
+
+
+class SignedDocumentRow(Table, table=True):
+    """The DOCX as signed, kept byte for byte: its SHA-256 is frozen on the contract."""
+    __tablename__ = "signed_documents"
+    __table_args__ = (UniqueConstraint("contract_id", "version", name="uq_signed_documents"),)
+    id: str = Field(primary_key=True, max_length=32)
+    org: str = Field(max_length=100)
+    contract_id: str = Field(max_length=32)
+    version: int
+    kind: str = Field(max_length=20)       # "contract" | "amendment"
+    sha256: str = Field(max_length=64)
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: dt.datetime = _instant()
+
+
+class SignatureRow(Table, table=True):
+    __tablename__ = "contract_signatures"
+    __table_args__ = (UniqueConstraint("contract_id", "version", "party", name="uq_contract_signatures"),)
+    id: str = Field(primary_key=True, max_length=32)
+    org: str = Field(max_length=100)
+    contract_id: str = Field(index=True, max_length=32)
+    version: int
+    party: str = Field(max_length=20)      # client | vendor
+    signatory: str = Field(max_length=300)
+    method: str = Field(max_length=40)
+    signed_by: str = Field(max_length=200)
+    signed_at: dt.datetime = _instant()
+
+
+class ApprovalDecisionRow(Table, table=True):
+    """Every decision of every review round, kept after the round closes (who, when, comment)."""
+    __tablename__ = "approval_decisions"
+    id: str = Field(primary_key=True, max_length=32)
+    org: str = Field(max_length=100)
+    contract_id: str = Field(index=True, max_length=32)
+    round: int
+    version: int
+    step: str = Field(max_length=60)
+    decision: str = Field(max_length=20)   # approved | rejected | override
+    finding: str | None = Field(default=None, max_length=200)
+    decided_by: str = Field(max_length=200)
+    decided_at: dt.datetime = _instant()
+    comment: str | None = Field(default=None, max_length=4000)
+
+
+class ApprovalPolicyRow(Table, table=True):
+    __tablename__ = "approval_policies"
+    org: str = Field(primary_key=True, max_length=100)
+    policy: dict = _json()
+    updated_by: str = Field(max_length=200)
+    updated_at: dt.datetime = _instant()
+
+
+class AuditEntryRow(Table, table=True):
+    """One link of a stream's hash chain; (stream, seq) is unique, so two writers cannot fork it."""
+    __tablename__ = "audit_entries"
+    __table_args__ = (UniqueConstraint("stream", "seq", name="uq_audit_entries"),)
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+    stream: str = Field(max_length=200)
+    seq: int
+    org: str = Field(index=True, max_length=100)
+    actor: str = Field(max_length=200)
+    action: str = Field(max_length=100)
+    at: dt.datetime = _instant()
+    before_hash: str = Field(max_length=64)
+    after_hash: str = Field(max_length=64)
+    prev_hash: str = Field(max_length=64)
+    entry_hash: str = Field(max_length=64)
+    detail: dict = _json()
+
+
+class AuditHeadRow(Table, table=True):
+    """The newest (seq, hash) of each stream, so removing entries from a stream's end shows."""
+    __tablename__ = "audit_heads"
+    stream: str = Field(primary_key=True, max_length=200)
+    seq: int
+    entry_hash: str = Field(max_length=64)
+
+
+class ChangeRequestRow(Table, table=True):
+    """A change request (变更申请) against a signed or active contract."""
+    __tablename__ = "change_requests"
+    __table_args__ = (Index("ix_change_requests_status_due", "status", "assessment_due_at"),)
+    id: str = Field(primary_key=True, max_length=32)
+    org: str = Field(max_length=100)
+    contract_id: str = Field(index=True, max_length=32)
+    number: int                              # CR-1, CR-2 ... per contract
+    title: str = Field(max_length=500)
+    reason: str = Field(max_length=4000)
+    status: str = Field(max_length=20)
+    base_version: int
+    changes: dict = _json()                  # {"variables": {...}} proposed variable values
+    assessment: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    review: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    revision: int
+    raised_by: str = Field(max_length=200)
+    submitted_at: dt.datetime | None = _instant(nullable=True)
+    assessment_due_at: dt.datetime | None = _instant(nullable=True)
+    overdue_at: dt.datetime | None = _instant(nullable=True)     # when change_request.overdue was announced
+    implemented_version: int | None = None
+    created_at: dt.datetime = _instant()
+    updated_at: dt.datetime = _instant()

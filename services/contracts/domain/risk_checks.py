@@ -1,0 +1,251 @@
+"""Risk checks on one contract version: what a reviewer should look at before approving it.
+
+Each finding has a severity, the clause it concerns, and a stable id (code:clause) by which an
+approver overrides it. High severity blocks approval until overridden with a reason:
+a required clause missing, wording that puts the vendor's workers under the client's direct
+management (the mark of labour dispatch, 劳务派遣, which 劳务派遣暂行规定 art. 27 reclassifies),
+and dispatched workers above the legal share of the workforce (art. 4: 10 %).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from typing import Iterable, Iterator, Literal
+
+from services.contracts.domain.approvals import RiskLimits
+from services.contracts.domain.document import ContractDocument, Paragraph, Table
+from shared.events.contracts import ContractTerms
+
+Severity = Literal["high", "medium", "low"]
+HUNDRED = Decimal(100)
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    severity: Severity
+    clause: str | None
+    message: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.code}:{self.clause or '-'}"
+
+    @property
+    def blocking(self) -> bool:
+        return self.severity == "high"
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, **asdict(self), "blocking": self.blocking}
+
+
+@dataclass(frozen=True)
+class VersionFacts:
+    """What the checks read from one version."""
+    kind: str
+    language: str
+    variables: dict
+    terms: ContractTerms
+    document: ContractDocument
+    deviations: list[dict]          # [{"clause", "position", "kind": "fallback" | "custom"}]
+
+
+# Clauses a contract of each kind must contain, whatever its template says.
+_COMMON = ("parties", "scope_or_service", "price", "payment.tranches", "change_control", "confidentiality",
+           "subcontracting", "breach", "termination", "disputes", "signatures")
+REQUIRED_CLAUSES: dict[str, tuple[str, ...]] = {
+    "software_development": _COMMON + ("acceptance", "ip.ownership", "warranty"),
+    "call_centre": _COMMON + ("sla.service_levels", "sla.credits", "data_protection"),
+    "it_operations": _COMMON + ("sla.service_levels", "sla.credits", "data_protection"),
+    "labour_outsourcing": _COMMON + ("personnel.labour_outsourcing",),
+}
+# "scope_or_service" is met by the generic scope clause or a kind-specific scope clause.
+_SCOPE_KEYS = ("scope", "service_scope.call_centre", "service_scope.it_operations",
+               "service_scope.labour_outsourcing", "deliverables.software")
+
+
+def check(facts: VersionFacts, limits: RiskLimits) -> list[Finding]:
+    findings = [
+        *_missing_clauses(facts),
+        *_non_standard_positions(facts),
+        *_dispatch_wording(facts),
+        *_dispatched_share(facts, limits),
+        *_retention(facts, limits),
+        *_subcontracting(facts),
+        *_credits(facts, limits),
+        *_late_payment(facts, limits),
+    ]
+    order = {"high": 0, "medium": 1, "low": 2}
+    return sorted(findings, key=lambda f: (order[f.severity], f.code, f.clause or ""))
+
+
+# --- clauses --------------------------------------------------------------------------------------
+
+def _missing_clauses(facts: VersionFacts) -> Iterator[Finding]:
+    present = {a.clause_key for a in facts.document.articles}
+    for key in REQUIRED_CLAUSES.get(facts.kind, _COMMON):
+        if key == "scope_or_service":
+            if not present.intersection(_SCOPE_KEYS):
+                yield Finding("required_clause_missing", "high", "scope",
+                              "The contract has no scope of work or services.")
+        elif key not in present:
+            yield Finding("required_clause_missing", "high", key,
+                          f"A {facts.kind} contract needs a '{key}' clause; this version has none.")
+
+
+def _non_standard_positions(facts: VersionFacts) -> Iterator[Finding]:
+    for d in facts.deviations:
+        if d.get("kind") == "custom":
+            yield Finding("custom_position", "medium", d["clause"],
+                          "Custom text replaces the library wording of this clause; it needs an approver.")
+        else:
+            yield Finding("fallback_position", "low", d["clause"],
+                          f"The fallback position '{d.get('position')}' is used instead of the standard one.")
+
+
+# --- labour dispatch ------------------------------------------------------------------------------
+
+# Wording that hands the client the direction of the vendor's workers. Negated wording
+# ("甲方不对乙方人员进行管理", "The Client does not manage ...") is the opposite and is skipped.
+_WORKERS_ZH = r"(?:乙方(?:的)?(?:人员|员工|工作人员|劳动者|外包人员)|外包人员|乙方派驻人员)"
+_DISPATCH_ZH = [re.compile(p) for p in (
+    r"甲方(?:有权|可以|可|负责|应当|应|将)?(?:直接)(?:管理|指挥|调度|安排|考核|考勤)",
+    r"(?:由|受|接受|服从|听从)甲方(?:的)?(?:直接)?(?:管理|指挥|调度|领导|安排|考勤|考核)",
+    r"服从甲方",
+    r"甲方(?:有权|可以|可|负责)(?:对)?" + _WORKERS_ZH + r"?(?:进行)?(?:管理|指挥|考勤|考核|奖惩|辞退|退回|调岗)",
+    r"甲方(?:的)?(?:规章制度|劳动纪律|员工手册)(?:适用于|同样适用于)" + _WORKERS_ZH,
+    _WORKERS_ZH + r"(?:应)?(?:纳入|列入)甲方(?:的)?(?:员工|人员)?(?:管理|考勤|考核)",
+)]
+_NEGATION_ZH = re.compile(r"(?:不|不得|无权|禁止|并非|非|未|不应|避免)[^，,。；;]{0,12}$")
+
+_DISPATCH_EN = [re.compile(p, re.IGNORECASE) for p in (
+    r"under the (?:direct )?(?:management|direction|supervision|control|command) of the client",
+    r"under the client'?s (?:direct )?(?:management|direction|supervision|control|command)",
+    r"the client (?:shall|may|will|is entitled to|has the right to)(?: directly)? "
+    r"(?:manage|direct|supervise|command|dismiss|discipline|appraise|schedule|return)\b[^.;]{0,40}"
+    r"(?:vendor'?s (?:workers|personnel|staff|employees)|workers|personnel)",
+    r"subject to the client'?s (?:rules|policies|work rules|attendance)",
+    r"(?:workers|personnel|staff) (?:shall|will) (?:obey|follow the instructions of|report to) the client",
+)]
+_NEGATION_EN = re.compile(r"\b(?:not|no|never|nothing|neither|nor|without|instead of)\b[^.;]{0,40}$", re.IGNORECASE)
+
+
+def dispatch_phrases(text: str, language: str) -> list[str]:
+    """The phrases in `text` that put workers under the client's direct management (negations skipped)."""
+    patterns, negation = (_DISPATCH_ZH, _NEGATION_ZH) if language == "zh-CN" else (_DISPATCH_EN, _NEGATION_EN)
+    found = []
+    for pattern in patterns:
+        for match in pattern.finditer(text):
+            sentence_start = max(text.rfind(p, 0, match.start()) for p in "。；;.\n") + 1
+            lead_in = text[sentence_start:match.start()]
+            if negation.search(lead_in) or _negated_inside(match.group(0), language):
+                continue
+            found.append(match.group(0))
+    return found
+
+
+def _negated_inside(phrase: str, language: str) -> bool:
+    return bool(re.search(r"不|无权|不得", phrase)) if language == "zh-CN" else bool(
+        re.search(r"\b(?:not|never)\b", phrase, re.IGNORECASE))
+
+
+def _dispatch_wording(facts: VersionFacts) -> Iterator[Finding]:
+    for article in facts.document.articles:
+        phrases = [p for text in _texts(article.blocks) for p in dispatch_phrases(text, facts.language)]
+        if phrases:
+            quoted = "; ".join(dict.fromkeys(phrases))
+            yield Finding("dispatch_reclassification_risk", "high", article.clause_key,
+                          f"Wording puts the vendor's workers under the client's direct management ({quoted}): "
+                          "the arrangement risks being treated as labour dispatch.")
+
+
+def _dispatched_share(facts: VersionFacts, limits: RiskLimits) -> Iterator[Finding]:
+    dispatched = _number(facts.variables.get("dispatched_workers"))
+    workforce = _number(facts.variables.get("total_workforce"))
+    if dispatched is None or not workforce:
+        return
+    share = dispatched * HUNDRED / workforce
+    if share > limits.dispatched_share_max_percent:
+        yield Finding("dispatched_share_above_limit", "high", "personnel.labour_outsourcing",
+                      f"Dispatched workers are {share.quantize(Decimal('0.1'))} % of the workforce "
+                      f"({dispatched} of {workforce}); the limit is {limits.dispatched_share_max_percent} %.")
+
+
+# --- money ----------------------------------------------------------------------------------------
+
+def _retention(facts: VersionFacts, limits: RiskLimits) -> Iterator[Finding]:
+    retained = sum((percent_of(t.percent) for t in facts.terms.tranches if t.is_retention), Decimal(0))
+    if retained > limits.retention_max_percent:
+        yield Finding("retention_above_cap", "medium", "payment.tranches",
+                      f"{retained} % of the price is retained; the cap is {limits.retention_max_percent} %.")
+
+
+def _subcontracting(facts: VersionFacts) -> Iterator[Finding]:
+    if facts.variables.get("subcontracting_allowed") == "free":
+        yield Finding("subcontracting_without_consent", "medium", "subcontracting",
+                      "The vendor may subcontract without the client's written consent.")
+
+
+def _credits(facts: VersionFacts, limits: RiskLimits) -> Iterator[Finding]:
+    sla = facts.terms.sla
+    if sla is None or not any(m.credit for m in sla.metrics):
+        return
+    clause = "sla.credits"
+    if sla.credit_cap_share is None:
+        yield Finding("service_credits_uncapped", "medium", clause,
+                      "Service credits have no monthly cap.")
+    elif sla.credit_cap_share * HUNDRED > limits.credit_cap_max_percent:
+        yield Finding("service_credit_cap_above_limit", "medium", clause,
+                      f"Service credits may reach {sla.credit_cap_share * HUNDRED} % of the monthly fee; "
+                      f"the limit is {limits.credit_cap_max_percent} %.")
+
+
+def _late_payment(facts: VersionFacts, limits: RiskLimits) -> Iterator[Finding]:
+    late = facts.terms.late_payment
+    if late is None:
+        return
+    daily = late.daily_rate * HUNDRED
+    if daily > limits.late_payment_daily_rate_max_percent:
+        yield Finding("penalty_rate_above_limit", "medium", "late_payment",
+                      f"Late payment interest of {daily.normalize()} % a day is above the limit of "
+                      f"{limits.late_payment_daily_rate_max_percent} %.")
+    if late.cap_share is None:
+        yield Finding("penalty_uncapped", "low", "late_payment", "Late payment interest has no cap.")
+    elif late.cap_share * HUNDRED > limits.late_payment_cap_max_percent:
+        yield Finding("penalty_cap_above_limit", "medium", "late_payment",
+                      f"Late payment interest may reach {(late.cap_share * HUNDRED).normalize()} % of the contract "
+                      f"value; the limit is {limits.late_payment_cap_max_percent} %.")
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+def percent_of(value: Decimal) -> Decimal:
+    """A tranche's share in percent, whether the terms carry 30 or 0.30 for 30 %."""
+    return value * HUNDRED if value <= 1 and value != 0 and _is_fraction_scale() else value
+
+
+def _is_fraction_scale() -> bool:
+    return TRANCHE_PERCENT_IS_FRACTION
+
+
+# Whether ContractTerms.Tranche.percent is a fraction (0.30) or percent (30); set from the engine.
+TRANCHE_PERCENT_IS_FRACTION = False
+
+
+def _number(value) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return Decimal(str(value))
+    except ArithmeticError:
+        return None
+
+
+def _texts(blocks: Iterable) -> Iterator[str]:
+    for block in blocks:
+        if isinstance(block, Paragraph):
+            yield block.text
+        elif isinstance(block, Table):
+            for row in (block.header, *block.rows):
+                yield from row
