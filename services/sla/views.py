@@ -103,7 +103,8 @@ def _period_entry(period: str, row: PeriodRow | None) -> dict:
     credit = None
     if row is not None and row.credit_id:
         credit = {"credit_id": row.credit_id, "amount": _str(row.credit_amount), **(row.credit_detail or {})}
-    return {"period": period, "closed": closed, "metrics": [], "credit": credit}
+    revision = row.revision if row is not None else 0   # corrections by late input after the close add one each
+    return {"period": period, "closed": closed, "revision": revision, "metrics": [], "credit": credit}
 
 
 def overview(session: Session, org: str, now: dt.datetime, limit: int = 500) -> list[dict]:
@@ -143,7 +144,8 @@ def period_report(session: Session, org: str, contract_id: str, period: Period, 
         "contract_id": contract_id, "number": definition.number, "title": definition.title,
         "contract_version": definition.contract_version, "period": str(period),
         "starts_at": period.starts_at(definition.timezone).isoformat(), "ends_at": ends.isoformat(),
-        "final": bool(stored and stored.status == "closed"), "currency": definition.currency,
+        "final": bool(stored and stored.status == "closed"), "revision": stored.revision if stored else 0,
+        "currency": definition.currency,
         "monthly_fee": _str(definition.monthly_fee),
         "closed": closed,
         "metrics": [metric_row(m, o) for m, o in outcomes],

@@ -113,8 +113,10 @@ class MetricCompliance(BaseModel):
 
 
 class SlaPeriodClosed(_SlaEvent):
+    """A month's final compliance; input arriving after the close that changes it closes the month again."""
     event_type = "sla.period_closed"
     period: str
+    revision: int = 1               # 1 at the month's end; each correction by late input adds one
     contract_version: int
     starts_at: dt.datetime
     ends_at: dt.datetime
@@ -122,13 +124,26 @@ class SlaPeriodClosed(_SlaEvent):
 
 
 class SlaCreditAssessed(_SlaEvent):
-    """The service credit owed to the client for one month (payments deducts it)."""
+    """The service credit owed to the client for one month (payments deducts it).
+
+    A correction (late input changed a closed month's credit) carries a new `credit_id`, the month's
+    credit as now assessed in `amount`, and what earlier assessments of the month already said in
+    `previously_assessed`: only the `difference` is still to deduct (negative: credit to take back).
+    """
     event_type = "sla.credit_assessed"
     period: str                     # "2026-10"
-    amount: Money
+    amount: Money                   # the month's whole credit as now assessed
     currency: str
     metric_keys: list[str]
     credit_id: str
+    revision: int = 1               # the `sla.period_closed` revision this assessment belongs to
+    previously_assessed: Money = Decimal(0)
+    replaces: str | None = None     # the credit_id of the assessment this one corrects
+
+    @property
+    def difference(self) -> Decimal:
+        """What this assessment adds to what the month's earlier assessments already credited."""
+        return self.amount - self.previously_assessed
 
 
 # --- ingestion (INGEST_TOPIC) ------------------------------------------------------------------
@@ -153,7 +168,9 @@ class MetricSampleRecorded(_IngestEvent):
     """One measurement for a window metric.
 
     By kind: `interval_stats` (start, end, offered, answered_within_threshold, abandoned) feeds
-    service level and abandonment; `availability` (start, end, state up/down/maintenance);
+    service level and abandonment; `availability` (start, end, state up/down/maintenance; a `down`
+    without `end` is an outage still going on, ended by the next `up` sample's start, and an `up`
+    without `end` says the service is up from `start`);
     `survey` (at, score; or responses + score_sum for a batch) feeds CSAT; `first_contact`
     (at, contacts, resolved_first_contact) feeds first-contact resolution; `report_delivered`
     (at, report_period "2026-10") feeds report delivery. `metric_key` narrows a sample to one

@@ -418,14 +418,26 @@ def test_month_close_reports_compliance_and_capped_credits_once(start_service):
     assert f'qiyue_sla_breaches{{contract_id="{cid}",metric="p1",org="acme"}}' in metrics
 
     # The new month owes this month's report by the end of its 3rd working day (statutory days,
-    # although the service runs 24x7); with no report and no input at all, the timer fires then.
+    # although the service runs 24x7). It is at risk once 80 % of the 3 days are used (2.4 days: 40 %
+    # into working day 3) and breached after it; with no report and no input at all, each fires once.
     following = period.next()
-    day = BusinessCalendar.office_hours().nth_working_day_of_month(following.year, following.month, 3)
-    due = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=ZoneInfo("Asia/Shanghai")).astimezone(UTC)
+    calendar = BusinessCalendar.office_hours()
+    day = calendar.nth_working_day_of_month(following.year, following.month, 3)
+    shanghai = ZoneInfo("Asia/Shanghai")
+    due = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=shanghai).astimezone(UTC)
+    at_risk = (dt.datetime.combine(day, dt.time(), tzinfo=shanghai) + dt.timedelta(days=0.4)).astimezone(UTC)
     with rt.db.read_session() as s:
-        [timer] = s.scalars(select(TimerRow).where(TimerRow.contract_id == cid, TimerRow.metric_key == "report")).all()
-    assert (timer.status, timer.due_at, timer.subject) == ("pending", due, str(following))
+        timers = s.scalars(select(TimerRow).where(TimerRow.contract_id == cid, TimerRow.metric_key == "report")).all()
+    assert {(t.kind, t.status, t.due_at, t.subject) for t in timers} == {
+        ("at_risk", "pending", at_risk, str(following)), ("breach", "pending", due, str(following))}
+    assert fire_due_timers(rt.uow, at_risk - dt.timedelta(seconds=1)) == (0, at_risk - dt.timedelta(seconds=0.5))
+    assert fire_due_timers(rt.uow, at_risk)[0] == 1
     assert fire_due_timers(rt.uow, due - dt.timedelta(seconds=1)) == (0, due - dt.timedelta(seconds=0.5))
+    [warning] = [r for r in outbox("sla.at_risk") if r["metric_key"] == "report"]
+    assert (warning["period"], dt.datetime.fromisoformat(warning["at"])) == (str(following), at_risk)
+    assert (dt.datetime.fromisoformat(warning["deadline"]), warning["actual"]) == (due, "2.4")
     assert fire_due_timers(rt.uow, due)[0] == 1
+    assert fire_due_timers(rt.uow, due + dt.timedelta(seconds=1))[0] == 0
     [late] = [b for b in outbox("sla.breached") if b["metric_key"] == "report"]
     assert (late["period"], dt.datetime.fromisoformat(late["breached_at"])) == (str(following), due)
+    assert len([r for r in outbox("sla.at_risk") if r["metric_key"] == "report"]) == 1

@@ -102,6 +102,25 @@ def test_availability_so_far_counts_only_the_elapsed_part():
     assert outcome.status == "ok"             # the month allows 7.2 h down; 80 % of it is 5.76 h
 
 
+def test_an_outage_going_on_counts_up_to_now_and_its_crossings_are_known_ahead():
+    m = metric("availability", "0.999")
+    maintenance = [(at(8, 0), at(8, 4))]
+    # Allowance 42.96 min (see above); at-risk from 34.368 min. Already down 30 min on the 3rd, then an outage
+    # begins 5 min before the planned maintenance and is still going on (given ending with the month).
+    down = [(at(3, 2), at(3, 2, 30)), (at(7, 23, 55), END)]
+    crossings = compliance.downtime_crossings(m, (START, END), down, maintenance)
+    # 4.368 min more is at risk, before the maintenance; 12.96 min more uses the allowance up: 5 min before
+    # the maintenance and 7.96 after it (the maintenance does not count).
+    assert crossings == {"at_risk": at(7, 23, 55) + dt.timedelta(minutes=4.368),
+                         "breach": at(8, 4, 7) + dt.timedelta(seconds=57.6)}
+    assert compliance.availability(m, (START, END), down, maintenance, at(8, 4, 7), False).status == "at_risk"
+    assert compliance.availability(m, (START, END), down, maintenance, crossings["at_risk"], False).status == "at_risk"
+    assert compliance.availability(m, (START, END), down, maintenance, crossings["breach"], False).status == "breached"
+    assert compliance.availability(m, (START, END), down, maintenance,
+                                   crossings["breach"] - dt.timedelta(milliseconds=1), False).status == "at_risk"
+    assert compliance.downtime_crossings(m, (START, END), [(at(3, 2), at(3, 2, 30))], maintenance) == {}
+
+
 def test_availability_overlapping_reports_are_counted_once():
     m = metric("availability", "0.999")
     down = [(at(3, 2), at(3, 2, 20)), (at(3, 2, 10), at(3, 2, 30))]
@@ -128,6 +147,19 @@ def test_report_due_by_working_day_five_after_national_day():
     assert on_time.status == "ok" and on_time.actual == Decimal(5)
     late = compliance.report_delivery(m, due, due + dt.timedelta(days=1), 6, 1, now=due)
     assert late.status == "breached" and late.miss == Decimal("0.2")
+
+
+@pytest.mark.parametrize("working_day,share,expected", [
+    (5, "0.8", dt.datetime(2026, 10, 13, 0, 0)),     # start of working day 5 (Tuesday the 13th)
+    (5, "1", dt.datetime(2026, 10, 14, 0, 0)),       # the deadline itself
+    (3, "0.8", dt.datetime(2026, 10, 10, 9, 36)),    # 2.4 days used: 40 % into working day 3 (Saturday the
+                                                     # 10th, a working day adjusted for National Day)
+    (5, "0.1", dt.datetime(2026, 10, 8, 12, 0)),     # half of working day 1 (Thursday the 8th, after the holiday)
+])
+def test_report_delivery_is_at_risk_at_its_share_of_the_working_days(working_day, share, expected):
+    at_risk = compliance.report_at_risk(BusinessCalendar.office_hours(), dt.date(2026, 10, 1), working_day,
+                                        Decimal(share), "Asia/Shanghai")
+    assert at_risk == expected.replace(tzinfo=dt.timezone(dt.timedelta(hours=8)))
 
 
 def test_ticket_window_counts_late_tickets_as_breaches():

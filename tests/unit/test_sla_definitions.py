@@ -102,8 +102,20 @@ def test_samples_must_say_what_their_kind_needs():
 
 
 def test_a_sample_counts_in_the_windows_it_touches():
+    now = utc(2026, 12, 2)
     outage = sample(kind="availability", state="down", start=utc(2026, 10, 31, 15), end=utc(2026, 10, 31, 17))
-    assert windows_touched(outage, "Asia/Shanghai") == [Period(2026, 10), Period(2026, 11)]
-    assert windows_touched(outage, "UTC") == [Period(2026, 10)]
+    assert windows_touched(outage, "Asia/Shanghai", now) == [Period(2026, 10), Period(2026, 11)]
+    assert windows_touched(outage, "UTC", now) == [Period(2026, 10)]
     report = sample(kind="report_delivered", at=utc(2026, 11, 4), report_period="2026-10")
-    assert windows_touched(report, "Asia/Shanghai") == [Period(2026, 11)]   # counted in the month it is due
+    assert windows_touched(report, "Asia/Shanghai", now) == [Period(2026, 11)]   # counted in the month it is due
+    # An outage still going on runs through every month up to the present.
+    still_down = sample(kind="availability", state="down", start=utc(2026, 10, 31, 15))
+    assert windows_touched(still_down, "UTC", now) == [Period(2026, 10), Period(2026, 11), Period(2026, 12)]
+
+
+def test_an_availability_sample_may_leave_its_end_open_unless_it_is_maintenance():
+    assert check_sample(sample(kind="availability", state="down", start=utc(2026, 10, 1))) == []
+    assert check_sample(sample(kind="availability", state="up", start=utc(2026, 10, 1))) == []
+    assert [p["pointer"] for p in check_sample(sample(kind="availability", state="maintenance",
+                                                      start=utc(2026, 10, 1)), "/items/0")] == ["/items/0/end"]
+    assert [p["pointer"] for p in check_sample(sample(kind="availability", start=utc(2026, 10, 1)))] == ["/state"]

@@ -145,7 +145,10 @@ class WindowResultRow(Table, table=True):
 
 
 class PeriodRow(Table, table=True):
-    """A contract's month: open until its end has passed and it has been closed (once, by one replica)."""
+    """A contract's month: open until its end has passed and it has been closed (once, by one replica).
+
+    `revision` counts the `sla.period_closed` announcements: 1 at the close, one more for each
+    correction late input made; `credit_id` / `credit_amount` are the latest assessment."""
     __tablename__ = "sla_periods"
     __table_args__ = (UniqueConstraint("contract_id", "period", name="uq_sla_period"),
                       Index("ix_sla_periods_due", "status", "ends_at"))
@@ -160,6 +163,8 @@ class PeriodRow(Table, table=True):
     credit_id: str | None = Field(default=None, max_length=32)
     credit_amount: Decimal | None = Field(default=None, sa_column=Column(Numeric(18, 2), nullable=True))
     credit_detail: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    revision: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    announced: list | None = Field(default=None, sa_column=Column(JSON, nullable=True))   # compliance last announced
 
 
 class TimerRow(Table, table=True):

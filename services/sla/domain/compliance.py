@@ -149,9 +149,10 @@ def availability(metric: SlaMetric, window: Interval, down: Iterable[Interval], 
                  now: dt.datetime, closed: bool) -> WindowOutcome:
     """Share of the window up, planned maintenance excluded from both sides.
 
-    Time nobody reported down counts as up. The month allows (1 - target) of its eligible time
-    down; using `at_risk_share` of that allowance is a risk, using more than all of it is a
-    breach even before the month ends.
+    Time nobody reported down counts as up; an outage still going on is given ending at the
+    window's end and counts up to `now`. The month allows (1 - target) of its eligible time down;
+    using `at_risk_share` of that allowance is a risk, using all of it up is a breach even before
+    the month ends.
     """
     start, end = window
     so_far_end = end if closed else min(max(now, start), end)
@@ -161,19 +162,52 @@ def availability(metric: SlaMetric, window: Interval, down: Iterable[Interval], 
     eligible_so_far = (so_far_end - start) - length(clip(planned, start, so_far_end))
     if eligible_so_far <= dt.timedelta(0) or eligible_whole <= dt.timedelta(0):
         return NO_DATA
-    down_s = Decimal(length(outages).total_seconds())
-    eligible = Decimal(eligible_so_far.total_seconds())
+    down_s = seconds(length(outages))
+    eligible = seconds(eligible_so_far)
     actual = _share(eligible - down_s, eligible)
-    allowance = (1 - metric.target) * Decimal(eligible_whole.total_seconds())
-    if down_s > allowance:
+    allowance = _downtime_allowance(metric, eligible_whole)
+    if down_s and down_s >= allowance:
         status: Status = "breached"
     elif down_s and down_s >= metric.at_risk_share * allowance:
         status = "at_risk"
     else:
         status = "ok"
-    final = _share(Decimal(eligible_whole.total_seconds()) - down_s, Decimal(eligible_whole.total_seconds()))
+    final = _share(seconds(eligible_whole) - down_s, seconds(eligible_whole))
     return WindowOutcome(status, actual, met=status != "breached", items=len(outages),
                          breaches=int(status == "breached"), miss=max(ZERO, metric.target - final))
+
+
+def seconds(span: dt.timedelta) -> Decimal:
+    """Exact, to the microsecond (a float would put an instant computed to the microsecond a hair short)."""
+    return Decimal(span.days * 86_400 + span.seconds) + Decimal(span.microseconds) / 1_000_000
+
+
+def _downtime_allowance(metric: SlaMetric, eligible: dt.timedelta) -> Decimal:
+    return (1 - metric.target) * seconds(eligible)
+
+
+def downtime_crossings(metric: SlaMetric, window: Interval, down: Iterable[Interval],
+                       maintenance: Iterable[Interval]) -> dict[str, dt.datetime]:
+    """When the window's downtime reaches the at-risk share of its allowance ("at_risk") and uses it
+    all up ("breach"), if every outage lasts as given (one still going on runs to the window's end).
+
+    Each instant is rounded up to the microsecond, so the window measured at it has crossed.
+    """
+    start, end = window
+    planned = merge(clip(maintenance, start, end))
+    outages = subtract(merge(clip(down, start, end)), planned)
+    allowance = _downtime_allowance(metric, (end - start) - length(planned))
+    out: dict[str, dt.datetime] = {}
+    for kind, limit in (("at_risk", metric.at_risk_share * allowance), ("breach", allowance)):
+        used = ZERO
+        for s, e in outages:
+            span = seconds(e - s)
+            if used + span >= limit:
+                out[kind] = s + dt.timedelta(microseconds=int(((limit - used) * 1_000_000).to_integral_value(
+                    rounding="ROUND_CEILING")))
+                break
+            used += span
+    return out
 
 
 # --- report delivery -------------------------------------------------------------------------
@@ -199,3 +233,19 @@ def report_due(calendar, period_first_day: dt.date, working_day: int, timezone: 
     day = calendar.nth_working_day_of_month(period_first_day.year, period_first_day.month, working_day)
     midnight = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=ZoneInfo(timezone))
     return midnight.astimezone(dt.timezone.utc)
+
+
+def report_at_risk(calendar, period_first_day: dt.date, working_day: int, at_risk_share: Decimal,
+                   timezone: str) -> dt.datetime:
+    """When `at_risk_share` of the N working days allowed are used up, as a UTC instant.
+
+    Working days count whole (local midnight to midnight); 80 % of 5 days is the start of working
+    day 5, 80 % of 3 days is 40 % into working day 3.
+    """
+    used = at_risk_share * working_day
+    whole = int(used)
+    if whole >= working_day:
+        return report_due(calendar, period_first_day, working_day, timezone)
+    day = calendar.nth_working_day_of_month(period_first_day.year, period_first_day.month, whole + 1)
+    begins = dt.datetime.combine(day, dt.time(), tzinfo=ZoneInfo(timezone))
+    return (begins + dt.timedelta(days=float(used - whole))).astimezone(dt.timezone.utc)

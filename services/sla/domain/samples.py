@@ -17,7 +17,7 @@ FEEDS = {
 }
 _REQUIRED = {
     "interval_stats": ("start", "end", "offered"),
-    "availability": ("start", "end", "state"),
+    "availability": ("start", "state"),     # `end` too, except for an outage still going on or up from now on
     "survey": ("at",),
     "first_contact": ("at", "contacts", "resolved_first_contact"),
     "report_delivered": ("at", "report_period"),
@@ -34,6 +34,8 @@ def check_sample(sample: MetricSampleRecorded, pointer: str = "") -> list[dict]:
     """Problems with a sample, each named by JSON pointer (empty when it can be counted)."""
     problems = [field_error(f"{pointer}/{name}", f"required for a {sample.kind} sample")
                 for name in _REQUIRED[sample.kind] if getattr(sample, name) is None]
+    if sample.kind == "availability" and sample.state == "maintenance" and sample.end is None:
+        problems.append(field_error(f"{pointer}/end", "planned maintenance needs its end"))
     if sample.start and sample.end and sample.end <= sample.start:
         problems.append(field_error(f"{pointer}/end", "must be after start"))
     if sample.kind == "interval_stats" and sample.offered is not None:
@@ -54,12 +56,18 @@ def home_window(sample: MetricSampleRecorded, timezone: str) -> Period:
     return Period.of(sample.start or sample.at, timezone)
 
 
-def windows_touched(sample: MetricSampleRecorded, timezone: str) -> list[Period]:
-    """Every window a sample changes: an availability interval may run into the next month."""
+def windows_touched(sample: MetricSampleRecorded, timezone: str, now: dt.datetime) -> list[Period]:
+    """Every window a sample changes: an availability interval may run into the next month, and an
+    outage still going on runs into every month up to the present."""
     first = home_window(sample, timezone)
     if sample.kind != "availability":
         return [first]
-    last = Period.of(sample.end - dt.timedelta(microseconds=1), timezone)
+    last = Period.of(sample.end - dt.timedelta(microseconds=1), timezone) if sample.end else Period.of(now, timezone)
+    return months(first, last)
+
+
+def months(first: Period, last: Period) -> list[Period]:
+    """`first` to `last`, both included."""
     out = [first]
     while out[-1] < last:
         out.append(out[-1].next())

@@ -9,7 +9,10 @@ Two kinds of metric speak differently:
   rows in `sla_timers`: an instant at which `sla.at_risk` or `sla.breached` is due, fired once
   by the timers job even if no input ever arrives;
 - window metrics (service level, abandonment, availability, FCR, CSAT) speak when their
-  window's standing changes (ok → at risk → breached, and back: `sla.recovered`).
+  window's standing changes (ok → at risk → breached, and back: `sla.recovered`); an outage
+  still going on also arms timers for the moments it will use up the month's allowed downtime.
+
+A month that has closed is closed again (`closing`) when late input changes its compliance.
 """
 from __future__ import annotations
 

@@ -94,7 +94,10 @@ def reevaluate(uow: UnitOfWork, definition: SlaDefinition, now: dt.datetime) -> 
     touched = recompute_tickets(uow, definition, (tickets - settled) | live, now)
     touched |= {(m.key, p) for m in definition.metrics for p in open_periods}
     touched |= _windows_with_samples(session, definition)
-    refresh_windows(uow, definition, touched, now)
+    # A month already closed keeps the terms it was closed under: amended terms do not reassess its credit.
+    closed = set(session.scalars(select(PeriodRow.period).where(PeriodRow.contract_id == definition.contract_id,
+                                                                PeriodRow.status == "closed")).all())
+    refresh_windows(uow, definition, {(key, period) for key, period in touched if period not in closed}, now)
 
 
 def _windows_with_samples(session: Session, definition: SlaDefinition) -> set[WindowKey]:

@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
 from services.sla.adapters import repository as repo
 from services.sla.adapters.tables import SampleRow
 from services.sla.domain.definitions import SlaDefinition
-from services.sla.domain.samples import FEEDS, windows_touched
+from services.sla.domain.periods import Period
+from services.sla.domain.samples import FEEDS, months, windows_touched
 from services.sla.service_layer.windows import WindowKey, refresh_windows
 from shared.events.sla import MetricSampleRecorded
 from shared.uow import UnitOfWork
@@ -35,9 +39,21 @@ def record_samples(uow: UnitOfWork, org: str, samples: list[MetricSampleRecorded
         for s in (s for s in fresh if s.contract_id == contract_id):
             metrics = [m for m in definition.window_metrics()
                        if m.kind in FEEDS[s.kind] and s.metric_key in (None, m.key)]
-            touched |= {(m.key, str(p)) for p in windows_touched(s, definition.timezone) for m in metrics}
+            windows = windows_touched(s, definition.timezone, now) + _outage_ended(session, definition, s)
+            touched |= {(m.key, str(p)) for p in windows for m in metrics}
         refresh_windows(uow, definition, touched, now)
     return statuses
+
+
+def _outage_ended(session: Session, definition: SlaDefinition, sample: MetricSampleRecorded) -> list[Period]:
+    """An `up` sample ends the outages still going on before it: every month they ran through changes."""
+    if sample.kind != "availability" or sample.state != "up":
+        return []
+    since = session.scalar(select(func.min(SampleRow.start)).where(
+        SampleRow.contract_id == definition.contract_id, SampleRow.kind == "availability",
+        SampleRow.state == "down", SampleRow.end.is_(None), SampleRow.start <= sample.start))
+    tz = definition.timezone
+    return months(Period.of(since, tz), Period.of(sample.start, tz)) if since else []
 
 
 def _sample_row(org: str, s: MetricSampleRecorded, now: dt.datetime) -> dict:

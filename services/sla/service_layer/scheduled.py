@@ -4,18 +4,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Callable
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from services.sla.adapters import repository as repo
 from services.sla.adapters.stream import publish
-from services.sla.adapters.tables import PeriodRow, TimerRow
-from services.sla.domain import credits
-from services.sla.domain.compliance import WindowOutcome
+from services.sla.adapters.tables import PeriodRow, TimerRow, WindowResultRow
 from services.sla.domain.definitions import MetricDefinition, SlaDefinition
 from services.sla.domain.periods import Period
+from services.sla.service_layer.closing import announce_close
 from services.sla.service_layer.definitions import open_period
-from services.sla.service_layer.windows import refresh_window, refresh_windows
-from shared.events.sla import MetricCompliance, SlaAtRisk, SlaBreached, SlaCreditAssessed, SlaPeriodClosed
+from services.sla.service_layer.windows import STANDING_RANK, refresh_window, refresh_windows
+from shared.events.sla import SlaAtRisk, SlaBreached
 from shared.scheduler import claim
 from shared.uow import UnitOfWork
 
@@ -46,6 +45,7 @@ def fire_due_timers(uow_factory: Callable[[], UnitOfWork], now: dt.datetime, bat
             metric = definition.metric(row.metric_key) if definition else None
             if metric is not None:
                 publish(uow, _timer_event(definition, metric, row, now))
+                _note_announced(uow, row)
                 touched.add((row.org, row.contract_id, row.metric_key, row.period))
             uow.commit()
             fired += 1
@@ -63,14 +63,24 @@ def fire_due_timers(uow_factory: Callable[[], UnitOfWork], now: dt.datetime, bat
 
 def _timer_event(definition: SlaDefinition, metric: MetricDefinition, row: TimerRow, now: dt.datetime):
     details, terms = row.details or {}, metric.terms
+    actual = (details.get("actual") or {}).get(row.kind)    # a window metric's standing at the instant
     common = dict(contract_id=definition.contract_id, org=definition.org, metric_key=metric.key,
                   metric_kind=metric.kind, period=row.period, ticket_id=details.get("ticket_id"),
                   priority=details.get("priority"), target=terms.target)
     if row.kind == "breach":
-        return SlaBreached(breached_at=row.due_at, detected_at=now, **common)
+        return SlaBreached(breached_at=row.due_at, detected_at=now, actual=actual, **common)
     deadline = details.get("deadline")
     return SlaAtRisk(at=row.due_at, deadline=dt.datetime.fromisoformat(deadline) if deadline else None,
-                     actual=(terms.target * terms.at_risk_share).normalize(), **common)
+                     actual=actual or (terms.target * terms.at_risk_share).normalize(), **common)
+
+
+def _note_announced(uow: UnitOfWork, timer: TimerRow) -> None:
+    """The window already stands where the timer said, so measuring it next does not announce it again."""
+    status = "breached" if timer.kind == "breach" else "at_risk"
+    lower = [s for s, rank in STANDING_RANK.items() if rank < STANDING_RANK[status]]
+    uow.session.execute(update(WindowResultRow).where(
+        WindowResultRow.contract_id == timer.contract_id, WindowResultRow.metric_key == timer.metric_key,
+        WindowResultRow.period == timer.period, WindowResultRow.status.in_(lower)).values(status=status))
 
 
 def close_due_periods(uow_factory: Callable[[], UnitOfWork], now: dt.datetime, batch: int = 100
@@ -99,25 +109,7 @@ def close_due_periods(uow_factory: Callable[[], UnitOfWork], now: dt.datetime, b
 def close_period(uow: UnitOfWork, definition: SlaDefinition, row: PeriodRow, now: dt.datetime) -> None:
     period = Period.parse(row.period)
     outcomes = [(m, refresh_window(uow, definition, m, period, now, closing=True)) for m in definition.metrics]
-    publish(uow, SlaPeriodClosed(contract_id=definition.contract_id, org=definition.org, period=row.period,
-                                 contract_version=definition.contract_version, starts_at=row.starts_at,
-                                 ends_at=row.ends_at, metrics=[compliance_of(m, o) for m, o in outcomes]))
-    assessment = credits.assess(outcomes, definition.monthly_fee, definition.credit_cap_share)
-    if assessment.amount > 0:
-        row.credit_id, row.credit_amount = repo.new_id(), assessment.amount
-        row.credit_detail = {"share": str(assessment.share), "capped": assessment.capped,
-                             "lines": [{"metric_key": l.metric_key, "share": str(l.share), "breaches": l.breaches}
-                                       for l in assessment.lines]}
-        publish(uow, SlaCreditAssessed(contract_id=definition.contract_id, org=definition.org, period=row.period,
-                                       amount=assessment.amount, currency=definition.currency,
-                                       metric_keys=assessment.metric_keys, credit_id=row.credit_id))
+    announce_close(uow, definition, row, outcomes, now)
     following = period.next()
     if following.first_day() <= definition.end_date and definition.metrics:
         open_period(uow, definition, following, now)
-
-
-def compliance_of(metric: MetricDefinition, outcome: WindowOutcome) -> MetricCompliance:
-    return MetricCompliance(key=metric.key, kind=metric.kind, label=metric.terms.label, target=metric.terms.target,
-                            actual=outcome.actual, met=outcome.met, status=outcome.status, items=outcome.items,
-                            breaches=outcome.breaches, clause_key=metric.terms.clause_key,
-                            contract_version=metric.contract_version)

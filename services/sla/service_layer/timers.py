@@ -17,12 +17,14 @@ from shared.uow import UnitOfWork
 
 def sync_timers(uow: UnitOfWork, definition: SlaDefinition, metric_key: str, subject: str, period: str,
                 plans: Iterable[TimerPlan], details: dict, now: dt.datetime,
-                rows: list[TimerRow] | None = None) -> None:
+                rows: list[TimerRow] | None = None, retract_breaches: bool = True) -> None:
     """Make the pending timers of one subject match the plan.
 
     A fired timer stays fired (each moment is announced once), except a breach that the facts
     no longer support (late input moved or removed the deadline): it is retracted, announced as
-    `sla.recovered`, and re-armed if a later deadline still lies ahead.
+    `sla.recovered`, and re-armed if a later deadline still lies ahead. Without `retract_breaches`
+    (a window metric announces its own recoveries) a fired timer is only re-armed for a moment
+    still ahead.
     """
     session = uow.session
     wanted = {(p.kind, p.cycle): p.due_at for p in plans}
@@ -38,17 +40,23 @@ def sync_timers(uow: UnitOfWork, definition: SlaDefinition, metric_key: str, sub
             else:
                 row.due_at, row.period, row.details = due, period, details
         elif row.status == "retracted" and due is not None:
-            row.status, row.due_at, row.fired_at, row.period, row.details = "pending", due, None, period, details
-        elif row.status == "fired" and row.kind == "breach" and (due is None or due > now):
+            _rearm(row, due, period, details)
+        elif row.status == "fired" and row.kind == "breach" and retract_breaches and (due is None or due > now):
             _announce_recovery(uow, definition, metric_key, row, "breached", "ok")
             if due is None:
                 row.status = "retracted"
             else:
-                row.status, row.due_at, row.fired_at, row.period, row.details = "pending", due, None, period, details
+                _rearm(row, due, period, details)
+        elif row.status == "fired" and not retract_breaches and due is not None and due > now:
+            _rearm(row, due, period, details)
     for (kind, cycle), due in wanted.items():
         session.add(TimerRow(id=repo.new_id(), org=definition.org, contract_id=definition.contract_id,
                              metric_key=metric_key, subject=subject, kind=kind, cycle=cycle, period=period,
                              due_at=due, status="pending", details=details))
+
+
+def _rearm(row: TimerRow, due: dt.datetime, period: str, details: dict) -> None:
+    row.status, row.due_at, row.fired_at, row.period, row.details = "pending", due, None, period, details
 
 
 def _announce_recovery(uow: UnitOfWork, definition: SlaDefinition, metric_key: str, row: TimerRow,

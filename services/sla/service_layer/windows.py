@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from services.sla.adapters import repository as repo
 from services.sla.adapters.stream import publish
-from services.sla.adapters.tables import SampleRow, TicketClockRow, WindowResultRow
+from services.sla.adapters.tables import PeriodRow, SampleRow, TicketClockRow, WindowResultRow
 from services.sla.domain import compliance
 from services.sla.domain.compliance import WindowOutcome
 from services.sla.domain.definitions import TICKET_KINDS, MetricDefinition, SlaDefinition
@@ -18,21 +18,39 @@ from services.sla.domain.periods import Period
 from services.sla.domain.samples import FEEDS
 from services.sla.domain.ticket_clock import TimerPlan, ticket_standing
 from services.sla.domain.time_basis import basis_for
+from services.sla.service_layer.closing import announce_close
 from services.sla.service_layer.timers import sync_timers
 from shared.business_calendar import BusinessCalendar
 from shared.events.sla import SlaAtRisk, SlaBreached, SlaRecovered
 from shared.uow import UnitOfWork
 
 TIMER_DRIVEN = TICKET_KINDS | {"report_delivery"}
-_RANK = {"no_data": 0, "ok": 0, "at_risk": 1, "breached": 2}
+STANDING_RANK = {"no_data": 0, "ok": 0, "at_risk": 1, "breached": 2}
 WindowKey = tuple[str, str]          # (metric key, period)
 
 
 def refresh_windows(uow: UnitOfWork, definition: SlaDefinition, keys: Iterable[WindowKey], now: dt.datetime) -> None:
-    for key, period in sorted(set(keys)):
+    """Measure windows again after their input changed; a month already closed is closed again if that changed it."""
+    keys = sorted(set(keys))
+    for key, period in keys:
         metric = definition.metric(key)
         if metric is not None:
             refresh_window(uow, definition, metric, Period.parse(period), now)
+    _close_again(uow, definition, {period for _, period in keys}, now)
+
+
+def _close_again(uow: UnitOfWork, definition: SlaDefinition, periods: set[str], now: dt.datetime) -> None:
+    """Late input (or a late deadline passing) in a closed month: its compliance and credit are announced again
+    if they changed. The month's row is locked first, so concurrent corrections are numbered one after another."""
+    if not periods:
+        return
+    rows = uow.session.scalars(select(PeriodRow).where(
+        PeriodRow.contract_id == definition.contract_id, PeriodRow.period.in_(sorted(periods)),
+        PeriodRow.status == "closed").order_by(PeriodRow.period).with_for_update()).all()
+    for row in rows:
+        period = Period.parse(row.period)
+        outcomes = [(m, refresh_window(uow, definition, m, period, now, closing=True)) for m in definition.metrics]
+        announce_close(uow, definition, row, outcomes, now)
 
 
 def refresh_window(uow: UnitOfWork, definition: SlaDefinition, metric: MetricDefinition, period: Period,
@@ -56,16 +74,18 @@ def refresh_window(uow: UnitOfWork, definition: SlaDefinition, metric: MetricDef
                                                                 outcome.items, outcome.breaches)
     row.miss, row.closed, row.updated_at = outcome.miss, closed, now
     if metric.kind == "report_delivery":
-        _arm_report_timer(uow, definition, metric, period, now)
+        _arm_report_timers(uow, definition, metric, period, now)
     elif metric.kind not in TIMER_DRIVEN:
         _announce_change(uow, definition, metric, period, previous, outcome, now)
+    if metric.kind == "availability":
+        _arm_downtime_timers(uow, definition, metric, period, now, closed)
     session.flush()
     return outcome
 
 
 def _announce_change(uow: UnitOfWork, definition: SlaDefinition, metric: MetricDefinition, period: Period,
                      previous: str, outcome: WindowOutcome, now: dt.datetime) -> None:
-    before, after = _RANK[previous], _RANK[outcome.status]
+    before, after = STANDING_RANK[previous], STANDING_RANK[outcome.status]
     common = dict(contract_id=definition.contract_id, org=definition.org, metric_key=metric.key,
                   metric_kind=metric.kind, period=str(period), target=metric.terms.target, actual=outcome.actual)
     if after > before and outcome.status == "at_risk":
@@ -89,10 +109,7 @@ def measure_window(session: Session, definition: SlaDefinition, metric: MetricDe
         due, delivered = report_deadline(definition, metric, period), _report_delivered_at(session, definition, metric, period)
         return _report_outcome(definition, metric, period, due, delivered, now)
     if kind == "availability":
-        rows = session.execute(select(SampleRow.start, SampleRow.end, SampleRow.state).where(
-            *_samples_of(definition, metric, "availability"), SampleRow.start < end, SampleRow.end > start)).all()
-        down = [(s, e) for s, e, state in rows if state == "down"]
-        planned = [(s, e) for s, e, state in rows if state == "maintenance"]
+        down, planned = _availability_facts(session, definition, metric, (start, end))
         return compliance.availability(terms, (start, end), down, planned, now, closed)
     sample_kind = next(k for k, kinds in FEEDS.items() if kind in kinds)
     sums = session.execute(select(
@@ -114,6 +131,42 @@ def measure_window(session: Session, definition: SlaDefinition, metric: MetricDe
 def _samples_of(definition: SlaDefinition, metric: MetricDefinition, sample_kind: str) -> list:
     return [SampleRow.contract_id == definition.contract_id, SampleRow.kind == sample_kind,
             (SampleRow.metric_key.is_(None)) | (SampleRow.metric_key == metric.key)]
+
+
+def _availability_facts(session: Session, definition: SlaDefinition, metric: MetricDefinition,
+                        window: compliance.Interval) -> tuple[list, list]:
+    """Outages and planned maintenance reaching into the window; an outage still going on ends at the
+    first `up` reported after it began, or, with none yet, runs on to the window's end."""
+    start, end = window
+    rows = session.execute(select(SampleRow.start, SampleRow.end, SampleRow.state).where(
+        *_samples_of(definition, metric, "availability"), SampleRow.start < end,
+        (SampleRow.end > start) | SampleRow.end.is_(None))).all()
+    down = [(s, e or _outage_end(session, definition, metric, s) or end) for s, e, state in rows if state == "down"]
+    planned = [(s, e) for s, e, state in rows if state == "maintenance"]
+    return down, planned
+
+
+def _outage_end(session: Session, definition: SlaDefinition, metric: MetricDefinition,
+                began: dt.datetime) -> dt.datetime | None:
+    return session.scalar(select(func.min(SampleRow.start)).where(
+        *_samples_of(definition, metric, "availability"), SampleRow.state == "up", SampleRow.start >= began))
+
+
+def _arm_downtime_timers(uow: UnitOfWork, definition: SlaDefinition, metric: MetricDefinition, period: Period,
+                         now: dt.datetime, closed: bool) -> None:
+    """While an outage goes on, the moments it will use up the at-risk share and the whole of the month's
+    allowed downtime are due even if no input arrives. Moments already past were announced by the window."""
+    tz = definition.timezone
+    window = (period.starts_at(tz), period.ends_at(tz))
+    down, planned = _availability_facts(uow.session, definition, metric, window)
+    crossings = {} if closed else compliance.downtime_crossings(metric.terms, window, down, planned)
+    ahead = {kind: at for kind, at in crossings.items() if at > now}
+    actual = {kind: str(compliance.availability(metric.terms, window, down, planned, at, False).actual)
+              for kind, at in ahead.items()}
+    breach = crossings.get("breach")
+    sync_timers(uow, definition, metric.key, str(period), str(period),
+                [TimerPlan(kind, 1, at) for kind, at in ahead.items()],
+                {"deadline": breach.isoformat() if breach else None, "actual": actual}, now, retract_breaches=False)
 
 
 def _standings(session: Session, definition: SlaDefinition, metric: MetricDefinition, period: Period,
@@ -163,11 +216,14 @@ def _report_outcome(definition: SlaDefinition, metric: MetricDefinition, period:
     return compliance.report_delivery(metric.terms, due, delivered, working_day, late or 0, now)
 
 
-def _arm_report_timer(uow: UnitOfWork, definition: SlaDefinition, metric: MetricDefinition, period: Period,
-                      now: dt.datetime) -> None:
+def _arm_report_timers(uow: UnitOfWork, definition: SlaDefinition, metric: MetricDefinition, period: Period,
+                       now: dt.datetime) -> None:
+    """A report still owed: at risk once the at-risk share of its working days is used, breached after the last."""
     due = report_deadline(definition, metric, period)
     delivered = _report_delivered_at(uow.session, definition, metric, period)
     owed = _report_owed(definition, period) and not (delivered is not None and delivered < due)
-    plans = [TimerPlan("breach", 1, due)] if owed else []
+    at_risk = compliance.report_at_risk(calendar_of(definition), period.first_day(), int(metric.terms.target),
+                                        metric.terms.at_risk_share, definition.timezone)
+    plans = [TimerPlan("at_risk", 1, at_risk), TimerPlan("breach", 1, due)] if owed else []
     sync_timers(uow, definition, metric.key, str(period), str(period), plans,
                 {"report_period": str(period.previous()), "deadline": due.isoformat()}, now)
