@@ -24,6 +24,7 @@ demo: $(STAMP)
 	@$(PY) -m scripts.demo
 
 bench: $(STAMP)
+	@$(PY) -c 'import docxtpl' 2>/dev/null || $(PY) -m pip install -q -e '.[test,bench]'
 	@$(PY) -m bench.run
 
 clean:

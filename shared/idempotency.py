@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from sqlalchemy import Table, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.errors import Invalid
@@ -36,3 +37,22 @@ def remember(session: Session, table: Table, org: str, scope: str, key: str | No
     if key:
         session.execute(insert(table).values(org=org, scope=scope, key=key, request_hash=request_hash(body),
                                              status_code=status_code, response=response, created_at=utcnow()))
+
+
+def once(uow, table: Table, org: str, scope: str, key: str | None, body: Any, act) -> tuple[int, Any]:
+    """Run `act(uow)` -> (status, answer) and commit, once per key: a retry with the same key and body
+    gets the first (status, answer); the same key racing in another request is answered alike."""
+    stored = replay(uow.session, table, org, scope, key, body)
+    if stored is not None:
+        return stored
+    status, answer = act(uow)
+    try:
+        remember(uow.session, table, org, scope, key, body, status, answer)
+        uow.commit()
+    except IntegrityError:
+        uow.rollback()  # the same key won a race in another request: answer what it answered
+        stored = replay(uow.session, table, org, scope, key, body)
+        if stored is None:
+            raise
+        return stored
+    return status, answer

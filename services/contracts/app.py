@@ -1,6 +1,7 @@
 """The contracts service: Clause library, templates, drafting, documents, lifecycle, approvals, signatures, change requests."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from shared.events import TOPICS
@@ -8,8 +9,10 @@ from shared.service import ServiceSpec, create_app
 from shared.settings import Settings
 from services.contracts.adapters.tables import metadata
 from services.contracts.api.routes import router
+from services.contracts.api import lifecycle as lifecycle_api
 from services.contracts.handlers import subscription
 from services.contracts.jobs import jobs
+from services.contracts.service_layer.drafting import Catalogue
 
 spec = ServiceSpec(
     name="contracts",
@@ -17,7 +20,7 @@ spec = ServiceSpec(
     description="Clause library, templates, drafting, documents, lifecycle, approvals, signatures, change requests.",
     metadata=metadata,
     migrations_dir=Path(__file__).with_name("migrations"),
-    routers=[router],
+    routers=[router, lifecycle_api.router],
     produces=(TOPICS["contracts"],),
     subscription=subscription,
     jobs=jobs,
@@ -25,5 +28,8 @@ spec = ServiceSpec(
 
 
 def create(settings: Settings | None = None, start: bool = True):
-    """The ASGI app (uvicorn runs it with --factory)."""
-    return create_app(spec, settings, start=start)
+    """The ASGI app (uvicorn runs it with --factory). The built-in library loads when it starts."""
+    catalogue = Catalogue()
+    app = create_app(dataclasses.replace(spec, on_start=lambda _runtime: catalogue.start()), settings, start=start)
+    app.state.catalogue = catalogue
+    return app

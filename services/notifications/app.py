@@ -39,6 +39,8 @@ def create(settings: Settings | None = None, start: bool = True):
     app = create_app(instance, settings, start=start)
     runtime = app.state.runtime
     if runtime.scheduler is not None:
+        # One clock for events, requests and the scheduler: tests move it to the digest hour.
+        runtime.scheduler.clock = lambda: notifier.clock()
         notifier.wake = runtime.scheduler.wake
     app.state.notifier = notifier
     return app

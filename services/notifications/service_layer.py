@@ -7,6 +7,7 @@ work. A sender that dies mid-way leaves the claim to expire, and the delivery is
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -33,7 +34,7 @@ from services.notifications.domain.attempts import Outcome, settle
 from services.notifications.domain.digest import Batch, Pending, batches
 from services.notifications.domain import signing
 from services.notifications.domain.endpoints import DisablePolicy, Refused
-from services.notifications.domain.events import EventFacts, contract_facts_in
+from services.notifications.domain.events import EventFacts, contract_facts_in, parse_instant
 from services.notifications.domain.messages import local_time, message_context
 from services.notifications.domain.schedule import RetryPolicy
 from services.notifications.domain.subscriptions import Recipient, subscriptions_for
@@ -96,12 +97,12 @@ class Notifier:
 def fan_out(notifier: Notifier, uow: UnitOfWork, envelope: Envelope) -> int:
     """Create a delivery for each subscription that wants this event (at most one per recipient,
     and never a second one for the same event and subscription). Inbox items are written at once."""
-    facts = facts_of(envelope.id, envelope.type, envelope.subject, envelope.time, envelope.data)
+    facts = facts_of(envelope)
     if facts.org is None:
         log.warning("event %s (%s) names no org; nobody to notify", envelope.id, envelope.type)
         return 0
     session, now = uow.session, notifier.clock()
-    known = contract_facts_in(envelope.data)
+    known = contract_facts_in(envelope.type, envelope.data)
     if known is not None:
         repo.remember_contract(session, facts.org, known, now)
     chosen = subscriptions_for(facts, repo.active_subscriptions(session, facts.org))
@@ -129,13 +130,13 @@ def fan_out(notifier: Notifier, uow: UnitOfWork, envelope: Envelope) -> int:
     return created
 
 
-def facts_of(id: str, type: str, subject: str, time: str, data: dict) -> EventFacts:
-    return EventFacts.of(id, type, subject, time, data)
+def facts_of(envelope: Envelope) -> EventFacts:
+    return EventFacts.of(envelope.id, envelope.type, envelope.subject, envelope.time, envelope.data)
 
 
 def stored_facts(row: DeliveryRow) -> EventFacts:
     e = row.event
-    return facts_of(e["id"], e["type"], e.get("subject", ""), e.get("time", ""), e["data"])
+    return EventFacts.of(e["id"], e["type"], e.get("subject", ""), e.get("time", ""), e["data"])
 
 
 def render(notifier: Notifier, session: Session, event: EventFacts, language: str, timezone: str) -> Rendered:
@@ -209,8 +210,9 @@ def _claim_due(notifier: Notifier, uow_factory, now: dt.datetime) -> list[Delive
 
 
 def _pending(row: DeliveryRow) -> Pending:
+    """A digest lists events in the order they happened (their CloudEvent time)."""
     return Pending(row.id, row.org, row.channel, row.recipient, row.language, row.digest and row.channel == "email",
-                   row.created_at)
+                   parse_instant(row.event.get("time")))
 
 
 def _prepare(notifier: Notifier, uow_factory, claimed: list[DeliveryRow]) -> list[Outgoing]:
@@ -338,8 +340,7 @@ def disable_endpoint(notifier: Notifier, uow: UnitOfWork, endpoint: EndpointRow,
     endpoint.status, endpoint.disabled_at, endpoint.disabled_reason = "disabled", now, reason[:500]
     envelope = uow.emit(WebhookEndpointDisabled(org=endpoint.org, endpoint_id=endpoint.id, url=endpoint.url,
                                                 reason=reason, disabled_at=now))
-    facts = facts_of(envelope.id, envelope.type, envelope.subject, envelope.time, envelope.data)
-    facts = EventFacts(facts.id, facts.type, facts.org, "", facts.time, facts.tags, facts.data)
+    facts = dataclasses.replace(facts_of(envelope), contract_id="")   # about no contract: no title, no link
     language, timezone = notifier.settings.default_language, notifier.settings.default_timezone
     message = render(notifier, uow.session, facts, language, timezone)
     _add_inbox_item(uow.session, endpoint.org, Recipient("role", "admin"), facts, message, now, delivery_id=None)

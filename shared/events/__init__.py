@@ -4,7 +4,7 @@
 """
 from __future__ import annotations
 
-from shared.events import contracts, notifications, payments, sla  # noqa: F401  (registers the models)
+from shared.events import change_requests, contracts, notifications, payments, sla  # noqa: F401  (registers the models)
 from shared.events.base import EventPayload
 
 TOPICS = {

@@ -159,10 +159,67 @@ class ContractDrafted(_ContractEvent):
     title: str
 
 
+class _LifecycleEvent(_ContractEvent):
+    """A step of the lifecycle; number and title ride along so a notification reads without a lookup."""
+    version: int
+    number: str
+    title: str
+
+
+class ContractSubmitted(_LifecycleEvent):
+    event_type = "contract.submitted"
+    round: int
+    steps: list[str]                 # the approval steps this version needs, in order
+    blocking_findings: list[str] = []   # high-severity risk findings that need an override
+
+
+class ContractApproved(_LifecycleEvent):
+    event_type = "contract.approved"
+    round: int
+
+
+class ContractRejected(_LifecycleEvent):
+    event_type = "contract.rejected"
+    round: int
+    step: str
+    rejected_by: str
+    comment: str
+
+
+class ContractSignatureRequested(_LifecycleEvent):
+    event_type = "contract.signature_requested"
+    parties: list[Literal["client", "vendor"]]
+
+
+class ContractSigned(_ContractEvent):
+    event_type = "contract.signed"
+    version: int
+    terms: ContractTerms
+    document_sha256: str | None = None   # SHA-256 of the DOCX as signed, frozen from now on
+    signed_on: dt.date | None = None
+
+
 class ContractActivated(_ContractEvent):
     event_type = "contract.activated"
     version: int
     terms: ContractTerms
+    activated_on: dt.date | None = None
+
+
+class ContractRenewalDue(_LifecycleEvent):
+    event_type = "contract.renewal_due"
+    end_date: dt.date
+    notice_days: int
+
+
+class ContractExpired(_LifecycleEvent):
+    event_type = "contract.expired"
+    expired_on: dt.date
+
+
+class ContractCompleted(_LifecycleEvent):
+    event_type = "contract.completed"
+    completed_on: dt.date
 
 
 class ContractAmended(_ContractEvent):
@@ -173,12 +230,7 @@ class ContractAmended(_ContractEvent):
     delta: dict = {}
 
 
-class ContractSigned(_ContractEvent):
-    event_type = "contract.signed"
-    version: int
-    terms: ContractTerms
-
-
 class ContractTerminated(_ContractEvent):
     event_type = "contract.terminated"
     terminated_on: dt.date
+    reason: str | None = None

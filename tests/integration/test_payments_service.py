@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from services.payments.adapters.tables import InvoiceRow, ScheduleRow, TrancheRow
 from services.payments.service_layer import advance_schedules
 from shared.envelope import Envelope
+from shared.events import dlq
 from shared.events.contracts import ContractAmended, ContractSigned, ContractTerminated
 from shared.events.payments import TOPIC as PAYMENTS_TOPIC
 from shared.events.sla import SlaCreditAssessed
@@ -372,3 +373,44 @@ def test_invoice_numbers_are_gap_free_under_concurrency_and_errors_are_problems(
         announced = dict(s.execute(select(outbox.c.event_type, func.count()).group_by(outbox.c.event_type)).all())
     assert (announced["payment.overdue"], announced["late_fee.accrued"]) == (7, 7)    # six of acme, one of globex
     assert {t["status"] for t in schedule_of(client, cid)["tranches"]} == {"overdue"}
+
+
+def test_a_corrected_sla_credit_deducts_only_the_difference_once(start_service, broker, topic_prefix):
+    client = start_service("payments")
+    set_clock(client, morning("2026-11-02"))
+    contracts = Contracts(broker, topic_prefix)
+    terms = software_development_terms(contract_id="c-credit-fix")
+    cid = terms.contract_id
+    contracts.publish(ContractSigned(contract_id=cid, org="acme", version=1, terms=terms), morning("2026-09-01"))
+    wait_until(lambda: client.get(f"/v1/payment-schedules/{cid}", headers=VIEWER).status_code == 200,
+               message="schedule created")
+
+    def assessed(amount: str, credit_id: str, revision: int = 1, previously: str = "0", replaces=None):
+        return SlaCreditAssessed(contract_id=cid, org="acme", period="2026-10", amount=D(amount), currency="CNY",
+                                 metric_keys=["availability"], credit_id=credit_id, revision=revision,
+                                 previously_assessed=D(previously), replaces=replaces)
+
+    def notes() -> dict[str, str]:
+        return {n["credit_id"]: n["amount"] for n in schedule_of(client, cid)["credit_notes"]}
+
+    first = contracts.publish(assessed("5000.00", "cr-1"), morning("2026-11-01"), source="/qiyue/sla")
+    contracts.send(first)                                                           # redelivered
+    # Late input raised October's credit to ¥8,000.00: only ¥3,000.00 more is deducted, under its own id,
+    # however often the correction arrives (a fresh copy of it included).
+    for _ in range(2):
+        contracts.publish(assessed("8000.00", "cr-2", revision=2, previously="5000.00", replaces="cr-1"),
+                          morning("2026-11-03"), source="/qiyue/sla")
+    # A correction lowering the credit cannot be taken back yet: it is refused (dead-lettered), nothing changes.
+    contracts.publish(assessed("6000.00", "cr-3", revision=3, previously="8000.00", replaces="cr-2"),
+                      morning("2026-11-04"), source="/qiyue/sla")
+    contracts.publish(assessed("100.00", "cr-fence"), morning("2026-11-05"), source="/qiyue/sla")
+    wait_until(lambda: "cr-fence" in notes(), message="the fence credit arrived after the others")
+    assert notes() == {"cr-1": "5000.00", "cr-2": "3000.00", "cr-fence": "100.00"}
+    view = schedule_of(client, cid)
+    credited = sum(D(t["credited"]) for t in view["tranches"])
+    assert credited + D(view["credit_carried_forward"]) == D("8100.00")
+    dead = KafkaConsumer(dlq(topic_prefix + "sla.events"), bootstrap_servers=broker.bootstrap, group_id=None,
+                         auto_offset_reset="earliest", consumer_timeout_ms=15000)
+    letter = json.loads(next(iter(dead)).value)
+    dead.close()
+    assert (letter["credit_id"], letter["amount"], letter["previously_assessed"]) == ("cr-3", "6000.00", "8000.00")

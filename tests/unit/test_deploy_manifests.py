@@ -2,22 +2,27 @@
 the PostgreSQL init script, the topic script and the Kubernetes manifests.
 
 Docker and a cluster are not needed: the files are parsed with pyyaml and checked against
-`shared.settings`, `shared.events` and the CLI; the two shell scripts are run for real with
-stand-ins for `psql` and `kafka-topics.sh` that record how they were called.
+the settings classes, `shared.events` and the CLI; the two shell scripts are run for real with
+stand-ins for `psql` and `kafka-topics.sh` that record how they were called. Where the docker
+CLI has its compose plugin, `docker compose config` validates the compose file as well.
 """
 from __future__ import annotations
 
 import fnmatch
+import importlib
+import json
 import os
 import re
-import shlex
+import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
 
+from shared.cli import build_parser
 from shared.events import ALL_TOPICS, dlq
 from shared.settings import ROOT, SERVICE_PORTS, Settings
 
@@ -32,6 +37,20 @@ EXPECTED_TOPICS = {*ALL_TOPICS, *(dlq(t) for t in ALL_TOPICS)}
 NON_FIELD_VARIABLES = {"QIYUE_VAR_DIR"}
 
 
+def settings_class(service: str) -> type[Settings]:
+    """The service's own settings (services/<service>/settings.py) or the shared ones."""
+    try:
+        module = importlib.import_module(f"services.{service}.settings")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"services.{service}.settings":
+            raise
+        return Settings
+    return next(c for c in vars(module).values() if isinstance(c, type) and issubclass(c, Settings) and c is not Settings)
+
+
+FIELDS = {service: {f.upper() for f in settings_class(service).model_fields} - {"SERVICE"} for service in SERVICES}
+
+
 # --- loading ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -39,10 +58,14 @@ def compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
+def k8s_manifests() -> list[Path]:
+    return sorted(p for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+
+
 @pytest.fixture(scope="module")
 def k8s() -> list[dict]:
     docs = []
-    for path in sorted(K8S.glob("*.yaml")) + [SECRET_TEMPLATE]:
+    for path in k8s_manifests() + [SECRET_TEMPLATE]:
         docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
     return docs
 
@@ -60,21 +83,36 @@ def container_of(workload: dict) -> dict:
 
 
 def is_setting(name: str) -> bool:
-    """`QIYUE_<FIELD>` or `QIYUE_<SERVICE>_<FIELD>` for a field of shared.settings.Settings."""
-    fields = {f.upper() for f in Settings.model_fields}
+    """`QIYUE_<FIELD>` or `QIYUE_<SERVICE>_<FIELD>` for a field a service's settings read."""
     if name in NON_FIELD_VARIABLES:
         return True
     if not name.startswith("QIYUE_"):
         return False
     rest = name[len("QIYUE_"):]
-    if rest in fields:
+    if any(rest in fields for fields in FIELDS.values()):
         return True
-    return any(rest.startswith(s.upper() + "_") and rest[len(s) + 1:] in fields for s in SERVICES)
+    return any(rest.startswith(s.upper() + "_") and rest[len(s) + 1:] in FIELDS[s] for s in SERVICES)
 
 
 def test_is_setting_tells_settings_from_typos():
     assert is_setting("QIYUE_KAFKA_BOOTSTRAP") and is_setting("QIYUE_SLA_DATABASE_URL")
+    assert is_setting("QIYUE_SMTP_HOST") and is_setting("QIYUE_NOTIFICATIONS_RETRY_BASE_S")
     assert not is_setting("QIYUE_KAFKA_BOOTSTRAP_SERVERS") and not is_setting("QIYUE_BILLING_DATABASE_URL")
+    assert not is_setting("QIYUE_PAYMENTS_RETRY_BASE_S")   # payments has no such setting
+
+
+def parses(argv: list[str]) -> bool:
+    """The `qiyue` command line accepts `argv` (what the containers run)."""
+    try:
+        build_parser().parse_args(argv)
+    except SystemExit:
+        return False
+    return True
+
+
+def test_parses_tells_commands_from_typos():
+    assert parses(["serve", "sla", "--host", "0.0.0.0"]) and parses(["migrate"])
+    assert not parses(["serve", "billing"]) and not parses(["serve", "sla", "--bind", "0.0.0.0"])
 
 
 # --- docker-compose.yml ----------------------------------------------------------------------
@@ -109,10 +147,11 @@ def test_compose_postgres_runs_the_init_script_and_has_every_password_it_reads(c
 def test_compose_service_is_built_from_the_dockerfile_and_served_on_its_port(compose, service):
     svc, port = compose["services"][service], SERVICE_PORTS[service]
     assert svc["build"] == {"context": ".", "dockerfile": "deploy/Dockerfile"}
-    assert svc["command"] == ["qiyue", "serve", service, "--host", "0.0.0.0"]
+    assert svc["command"] == ["qiyue", "serve", service, "--host", "0.0.0.0"] and parses(svc["command"][1:])
     assert svc["ports"] == [f"{port}:{port}"]
     assert svc["environment"]["QIYUE_PORT"] == str(port)
-    assert f"http://127.0.0.1:{port}/healthz" in " ".join(svc["healthcheck"]["test"])
+    check = " ".join(svc["healthcheck"]["test"])   # healthy = ready, on the port QIYUE_PORT names
+    assert "http://127.0.0.1:%s/readyz" in check and "os.environ['QIYUE_PORT']" in check
     assert svc["restart"] == "unless-stopped"
 
 
@@ -132,7 +171,7 @@ def test_compose_service_environment_is_production_and_its_own(compose, service)
 def test_compose_migrates_once_before_any_service_starts(compose):
     services = compose["services"]
     migrate = services["migrate"]
-    assert migrate["command"] == ["qiyue", "migrate"]
+    assert migrate["command"] == ["qiyue", "migrate"] and parses(migrate["command"][1:])
     assert migrate["build"]["dockerfile"] == "deploy/Dockerfile" and migrate["image"] == services["contracts"]["image"]
     assert migrate["restart"] == "no"
     assert {f"QIYUE_{s.upper()}_DATABASE_URL" for s in SERVICES} <= set(migrate["environment"])
@@ -162,14 +201,35 @@ def test_compose_every_long_running_container_has_a_health_check(compose):
         assert svc["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL"), name
 
 
+def test_compose_gives_notifications_a_mail_relay_from_the_environment(compose):
+    env = compose["services"]["notifications"]["environment"]
+    assert env["QIYUE_SMTP_HOST"].startswith("${QIYUE_SMTP_HOST:?") and env["QIYUE_SMTP_FROM"].startswith("${QIYUE_SMTP_FROM:?")
+    assert not [k for s in SERVICES if s != "notifications" for k in compose["services"][s]["environment"]
+                if k.startswith("QIYUE_SMTP_")], "only notifications sends mail"
+
+
 def test_compose_holds_no_literal_secret(compose):
     for name, svc in compose["services"].items():
         for key, value in (svc.get("environment") or {}).items():
-            if re.search(r"SECRET|PASSWORD", key):
-                assert re.fullmatch(rf"\$\{{{key}:\?[^}}]+\}}", str(value)), f"{name}.{key} must come from .env"
+            if re.search(r"SECRET|PASSWORD", key):   # required (:?) or optional with an empty default (:-)
+                assert re.fullmatch(rf"\$\{{{key}(:\?[^}}]+|:-)\}}", str(value)), f"{name}.{key} must come from .env"
             if key.endswith("DATABASE_URL"):
                 password = re.match(r"postgresql://[^:]+:([^@]+)@", value).group(1)
                 assert password.startswith("${") and ":?" in password, f"{name}.{key}"
+
+
+def compose_variables() -> set[str]:
+    """The variables docker-compose.yml takes from .env."""
+    return set(re.findall(r"\$\{(\w+)", (ROOT / "docker-compose.yml").read_text()))
+
+
+@pytest.mark.skipif(shutil.which("docker") is None or subprocess.run(["docker", "compose", "version"],
+                    capture_output=True).returncode != 0, reason="no docker compose plugin here")
+def test_docker_compose_accepts_the_file(tmp_path):
+    env = {**os.environ, **{name: "placeholder" for name in compose_variables()}}
+    done = subprocess.run(["docker", "compose", "-f", str(ROOT / "docker-compose.yml"), "config", "--quiet"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
 
 
 def test_compose_references_only_real_settings(compose):
@@ -181,17 +241,24 @@ def test_compose_references_only_real_settings(compose):
 # --- the two scripts, run with stand-ins -----------------------------------------------------
 
 def recorder(directory: Path, name: str) -> Path:
-    """An executable that appends its arguments (and its stdin) to <name>.log, one call a line."""
+    """An executable that appends its arguments and its stdin to <name>.log, one JSON call a line."""
     path = directory / name
-    path.write_text('#!/usr/bin/env bash\n'
-                    f'{{ printf "%q " "$@"; if [ ! -t 0 ]; then printf "STDIN %q" "$(cat)"; fi; echo; }} >> "{directory}/{name}.log"\n')
+    path.write_text(f"#!{sys.executable}\n"
+                    "import json, sys\n"
+                    f"with open({str(directory / (name + '.log'))!r}, 'a') as log:\n"
+                    "    log.write(json.dumps({'argv': sys.argv[1:], 'stdin': sys.stdin.read()}) + '\\n')\n")
     path.chmod(0o755)
     return path
 
 
-def calls(directory: Path, name: str) -> list[list[str]]:
+def calls(directory: Path, name: str) -> list[dict]:
     log = directory / f"{name}.log"
-    return [shlex.split(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def run_script(script: Path, env: dict, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(script)], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          check=check, timeout=30)
 
 
 def test_topic_script_lists_exactly_every_topic_and_its_dead_letter_topic():
@@ -203,12 +270,12 @@ def test_topic_script_creates_each_topic_idempotently_with_partitions_and_replic
     tool = recorder(tmp_path, "kafka-topics.sh")
     env = {**os.environ, "KAFKA_TOPICS_CMD": str(tool), "KAFKA_BOOTSTRAP": "broker-1:9092",
            "PARTITIONS": "12", "REPLICATION_FACTOR": "3", "MIN_INSYNC_REPLICAS": "2", "TOPIC_PREFIX": "staging."}
-    subprocess.run(["bash", str(TOPICS_SCRIPT)], env=env, check=True, capture_output=True, timeout=30)
-    made = calls(tmp_path, "kafka-topics.sh")
+    run_script(TOPICS_SCRIPT, env)
+    made = [call["argv"] for call in calls(tmp_path, "kafka-topics.sh")]
     assert len(made) == len(EXPECTED_TOPICS)
     created = set()
     for argv in made:
-        opts = dict(zip(argv[::1], argv[1::1]))
+        opts = dict(zip(argv, argv[1:]))
         assert "--create" in argv and "--if-not-exists" in argv
         assert opts["--bootstrap-server"] == "broker-1:9092"
         assert (opts["--partitions"], opts["--replication-factor"]) == ("12", "3")
@@ -220,10 +287,11 @@ def test_topic_script_creates_each_topic_idempotently_with_partitions_and_replic
 def test_topic_script_defaults_suit_the_single_node_compose(tmp_path):
     tool = recorder(tmp_path, "kafka-topics.sh")
     env = {k: v for k, v in os.environ.items() if k not in ("PARTITIONS", "REPLICATION_FACTOR", "TOPIC_PREFIX")}
-    subprocess.run(["bash", str(TOPICS_SCRIPT)], env={**env, "KAFKA_TOPICS_CMD": str(tool)},
-                   check=True, capture_output=True, timeout=30)
-    for argv in calls(tmp_path, "kafka-topics.sh"):
-        opts = dict(zip(argv, argv[1:]))
+    run_script(TOPICS_SCRIPT, {**env, "KAFKA_TOPICS_CMD": str(tool)})
+    made = calls(tmp_path, "kafka-topics.sh")
+    assert len(made) == len(EXPECTED_TOPICS)
+    for call in made:
+        opts = dict(zip(call["argv"], call["argv"][1:]))
         assert (opts["--bootstrap-server"], opts["--partitions"], opts["--replication-factor"]) == ("kafka:9092", "6", "1")
 
 
@@ -231,8 +299,7 @@ def test_topic_script_stops_at_the_first_failure(tmp_path):
     tool = tmp_path / "kafka-topics.sh"
     tool.write_text("#!/usr/bin/env bash\necho broker unreachable >&2\nexit 1\n")
     tool.chmod(0o755)
-    done = subprocess.run(["bash", str(TOPICS_SCRIPT)], env={**os.environ, "KAFKA_TOPICS_CMD": str(tool)},
-                          capture_output=True, text=True, timeout=30)
+    done = run_script(TOPICS_SCRIPT, {**os.environ, "KAFKA_TOPICS_CMD": str(tool)}, check=False)
     assert done.returncode != 0 and "topics ready" not in done.stdout
 
 
@@ -244,14 +311,13 @@ def init_env(tmp_path: Path, **passwords: str) -> dict:
 
 def test_postgres_init_creates_a_role_and_a_database_for_each_service(tmp_path):
     passwords = {f"{s.upper()}_DB_PASSWORD": f"pw-{s}-it's" for s in SERVICES}
-    subprocess.run(["bash", str(INIT_SCRIPT)], env=init_env(tmp_path, **passwords), check=True,
-                   capture_output=True, timeout=30)
+    run_script(INIT_SCRIPT, init_env(tmp_path, **passwords))
     made = calls(tmp_path, "psql")
     assert len(made) == len(SERVICES)
-    for service, argv in zip(SERVICES, made):
+    for service, call in zip(SERVICES, made):
+        argv, sql = call["argv"], call["stdin"]
         assert f"service={service}" in argv and f"password=pw-{service}-it's" in argv
         assert "ON_ERROR_STOP=1" in argv
-        sql = argv[argv.index("STDIN") + 1]
         assert 'CREATE ROLE :"service" LOGIN PASSWORD :\'password\'' in sql
         assert 'CREATE DATABASE :"service" OWNER :"service"' in sql
         assert "REVOKE ALL ON DATABASE" in sql
@@ -259,8 +325,7 @@ def test_postgres_init_creates_a_role_and_a_database_for_each_service(tmp_path):
 
 
 def test_postgres_init_refuses_a_missing_password(tmp_path):
-    done = subprocess.run(["bash", str(INIT_SCRIPT)], env=init_env(tmp_path), capture_output=True, text=True,
-                          timeout=30)
+    done = run_script(INIT_SCRIPT, init_env(tmp_path), check=False)
     assert done.returncode != 0 and "no password for the contracts database" in done.stderr
     assert calls(tmp_path, "psql") == []
 
@@ -294,7 +359,15 @@ def test_dockerfile_runs_as_a_non_root_user_and_declares_ports_and_a_health_chec
     assert f"--uid {uid}" in " ".join(instructions("RUN"))
     assert {int(p) for p in " ".join(instructions("EXPOSE")).split()} == set(SERVICE_PORTS.values())
     (health,) = instructions("HEALTHCHECK")
-    assert "/healthz" in health and "QIYUE_PORT" in health
+    assert "/readyz" in health and "QIYUE_PORT" in health
+
+
+def test_dockerfile_commands_exist_in_the_installed_package():
+    """The containers run `qiyue ...`: the console script pip installs from pyproject."""
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["qiyue"] == "shared.cli:main"
+    (default,) = instructions("CMD")
+    assert json.loads(default) == ["qiyue", "--help"]   # no role given: say which there are
 
 
 def test_docker_build_context_holds_what_the_dockerfile_copies_and_no_secret():
@@ -360,9 +433,13 @@ def test_k8s_service_has_a_deployment_with_probes_resources_and_its_settings(k8s
     assert probe("livenessProbe") == ("/healthz", port)
     for kind in ("requests", "limits"):
         assert {"cpu", "memory"} <= set(container["resources"][kind])
+    assert parses(container["command"][1:])
     assert {"configMapRef": {"name": "qiyue-config"}} in container["envFrom"]
     secrets = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})}
-    assert set(secrets) == {f"QIYUE_{service.upper()}_DATABASE_URL", "QIYUE_JWT_SECRET"}
+    required = {name for name, ref in secrets.items() if not ref.get("optional")}
+    assert required == {f"QIYUE_{service.upper()}_DATABASE_URL", "QIYUE_JWT_SECRET"}
+    mail = {"QIYUE_SMTP_USERNAME", "QIYUE_SMTP_PASSWORD"} if service == "notifications" else set()
+    assert set(secrets) - required == mail, "only notifications logs in to the mail relay"
     assert all(ref["name"] == "qiyue-secrets" for ref in secrets.values())
     security = pod["spec"]["securityContext"]
     assert security["runAsNonRoot"] is True and str(security["runAsUser"]) == image_uid()
@@ -387,7 +464,7 @@ def test_k8s_service_has_a_service_and_a_cpu_autoscaler(k8s, service):
 def test_k8s_migration_job_runs_qiyue_migrate_with_every_database(k8s):
     job = find(k8s, "Job", "qiyue-migrate")
     container = container_of(job)
-    assert container["command"] == ["qiyue", "migrate"]
+    assert container["command"] == ["qiyue", "migrate"] and parses(container["command"][1:])
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
     assert {"configMapRef": {"name": "qiyue-config"}} in container["envFrom"]
     urls = {e["name"] for e in container["env"] if e["valueFrom"]["secretKeyRef"]["name"] == "qiyue-secrets"}
@@ -434,12 +511,44 @@ def test_k8s_references_only_real_settings(k8s):
     assert not {n for n in names | commented if not is_setting(n)}
 
 
-# --- deploy/README.md ------------------------------------------------------------------------
+def test_k8s_kustomization_applies_every_manifest_but_the_secret_and_names_the_image_once(k8s):
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    assert kustomization["namespace"] == "qiyue"
+    assert kustomization["resources"] == [p.name for p in k8s_manifests()]
+    (image,) = kustomization["images"]
+    qiyue = {container_of(d)["image"] for d in k8s if d["kind"] in ("Deployment", "Job")
+             and not container_of(d)["image"].startswith("apache/kafka:")}
+    assert {ref.split(":")[0] for ref in qiyue} == {image["name"]}
 
-def test_deploy_readme_documents_every_setting_and_names_no_other():
-    text = (DEPLOY / "README.md").read_text()
+
+def test_k8s_setup_step_holds_what_the_services_need_first(k8s):
+    """`kubectl apply -k deploy/k8s/ -l app.kubernetes.io/component=setup` (README.md, Deployment)."""
+    setup = {(d["kind"], d["metadata"]["name"]) for d in k8s
+             if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "setup"}
+    assert setup == {("ConfigMap", "qiyue-config"), ("Job", "qiyue-kafka-topics"), ("Job", "qiyue-migrate")}
+    assert "-l app.kubernetes.io/component=setup" in readme_section("Deployment")
+
+
+# --- README.md: its "Settings" and "Deployment" sections --------------------------------------
+
+def readme_section(title: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    match = re.search(rf"^## {title}\n(.*?)(?=^## )", text, re.S | re.M)
+    assert match, f"README.md has no '## {title}' section"
+    return match.group(1)
+
+
+def test_readme_settings_document_every_setting_of_every_service_and_name_no_other():
+    text = readme_section("Settings")
     mentioned = set(re.findall(r"QIYUE_[A-Z0-9_]*[A-Z0-9]", text))
-    undocumented = {f"QIYUE_{f.upper()}" for f in Settings.model_fields if f != "service"} - mentioned
-    assert not undocumented, f"deploy/README.md does not describe {sorted(undocumented)}"
-    placeholders = {m for m in mentioned if "SERVICE" in m or m.endswith("_X")}
-    assert not {m for m in mentioned - placeholders if not is_setting(m)}
+    for service, fields in FIELDS.items():
+        undocumented = {f for f in fields if not {f"QIYUE_{f}", f"QIYUE_{service.upper()}_{f}"} & mentioned}
+        assert not undocumented, f"README.md, Settings, does not describe {service}'s {sorted(undocumented)}"
+    assert NON_FIELD_VARIABLES <= mentioned
+    assert not {m for m in mentioned if not is_setting(m)}
+
+
+def test_readme_deployment_explains_every_variable_compose_takes_from_env():
+    text = readme_section("Deployment")
+    assert not {v for v in compose_variables() if v not in text}
+    assert not {m for m in re.findall(r"QIYUE_[A-Z0-9_]*[A-Z0-9]", text) if not is_setting(m)}

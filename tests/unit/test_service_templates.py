@@ -1,9 +1,10 @@
-"""The three built-in service templates (call centre, IT operations, labour outsourcing).
+"""The four built-in templates (software development, call centre, IT operations, labour outsourcing).
 
 Each is drafted from its own sample variables in both languages through the real library
 loader and drafting engine, and the rendered document is checked for what the contract
 must say: the articles it needs, every promised service level with its target, the credit
-cap, and, for labour outsourcing, that the vendor alone manages its workers.
+cap, for software development the derived tranches and the retained quality-guarantee share,
+and, for labour outsourcing, that the vendor alone manages its workers.
 """
 from __future__ import annotations
 
@@ -17,13 +18,15 @@ from services.contracts.domain.document import ContractDocument, Paragraph, Tabl
 from shared.events.contracts import SlaMetric
 
 LIBRARY = Path(__file__).resolve().parents[2] / "services" / "contracts" / "library"
-TEMPLATES = ("call_centre", "it_operations", "labour_outsourcing")
+SERVICE_TEMPLATES = ("call_centre", "it_operations", "labour_outsourcing")
+TEMPLATES = ("software_development", *SERVICE_TEMPLATES)
 LANGUAGES = ("zh-CN", "en")
 
 COMMON = ["parties", "service_scope", "term", "price", "payment.tranches", "change_control",
           "confidentiality", "ip.ownership", "subcontracting", "late_payment", "breach",
           "force_majeure", "termination", "disputes", "notices", "signatures"]
 REQUIRED_ARTICLES = {
+    "software_development": ["deliverables.software", "acceptance", "warranty", "ip.ownership"],
     "call_centre": ["service_scope.call_centre", "sla.service_hours", "sla.service_levels", "sla.credits",
                     "reporting", "personnel.staffing", "data_protection"],
     "it_operations": ["service_scope.it_operations", "sla.service_hours", "sla.service_levels", "sla.credits",
@@ -126,7 +129,7 @@ def drafts(library):
 
 # --------------------------------------------------------------------------- samples
 
-@pytest.mark.parametrize("key", TEMPLATES)
+@pytest.mark.parametrize("key", SERVICE_TEMPLATES)
 def test_sample_variables_are_coherent(key):
     raw = _raw_template(key)
     s = raw["sample_variables"]
@@ -142,6 +145,21 @@ def test_sample_variables_are_coherent(key):
     assert s["effective_date"] < s["end_date"] and s["effective_date"].startswith(("2026", "2027"))
     assert s["client"]["name"] != s["vendor"]["name"]
     assert all(len(p["credit_code"]) == 18 for p in (s["client"], s["vendor"]))
+
+
+def test_software_samples_pay_by_milestone_and_retain_a_share():
+    s = _samples("software_development")
+    assert sum(Decimal(t["percent"]) for t in s["tranches"]) == Decimal(100)
+    milestones = {m["key"] for m in s["milestones"]}
+    kinds = [t["trigger"]["kind"] for t in s["tranches"]]
+    assert kinds[0] == "on_signing" and kinds[-1] == "after_tranche"
+    assert {t["trigger"]["milestone"] for t in s["tranches"] if t["trigger"]["kind"] == "milestone"} <= milestones
+    retention = [t for t in s["tranches"] if t.get("is_retention")]
+    assert len(retention) == 1 and Decimal(retention[0]["percent"]) <= 10
+    assert retention[0]["trigger"] == {"kind": "after_tranche", "tranche": "acceptance"}   # waits for the warranty
+    assert s["warranty_months"] > 0 and "amount" not in str(s["tranches"])   # amounts are derived, never typed
+    assert s["effective_date"] < min(m["due_date"] for m in s["milestones"]) <= s["end_date"]
+    assert {d["milestone"] for d in s["deliverables"]} <= {m["label"] for m in s["milestones"]}
 
 
 @pytest.mark.parametrize("key", ["call_centre", "it_operations"])
@@ -165,9 +183,14 @@ def test_sample_sla_metrics_fit_the_shared_contract(key):
         assert next(m for m in metrics if m.kind == "availability").target == Decimal("0.999")
 
 
-MY_CLAUSES = ["sla.service_hours", "sla.service_levels", "sla.credits", "reporting", "personnel.labour_outsourcing",
-              "personnel.staffing", "data_protection", "service_scope.call_centre", "service_scope.it_operations",
-              "service_scope.labour_outsourcing"]
+MY_CLAUSES = sorted(path.stem for path in (LIBRARY / "clauses").glob("*.yaml"))
+COMMON_CLAUSES = ["parties", "definitions", "term", "price", "payment.tranches", "acceptance", "warranty",
+                  "change_control", "confidentiality", "ip.ownership", "subcontracting", "late_payment", "breach",
+                  "force_majeure", "termination", "disputes", "notices", "miscellaneous", "signatures"]
+
+
+def test_the_library_has_every_common_clause():
+    assert set(COMMON_CLAUSES) <= set(MY_CLAUSES)
 VARIABLE_TYPES = {"text", "integer", "decimal", "money", "percent", "date", "duration", "enum", "boolean", "party", "list"}
 
 
@@ -188,7 +211,7 @@ def test_clause_files_follow_the_library_format(clause_key):
             assert set(position["body"]) == set(LANGUAGES) and all(b.strip() for b in position["body"].values())
 
 
-# The shared variable names of library_format.md, typed as it says; declared by the common clauses.
+# The shared variable names of services/contracts/library/README.md, typed as it says; each clause declares those it reads.
 SHARED_VARIABLES = [
     {"name": "client", "type": "party"}, {"name": "vendor", "type": "party"},
     {"name": "contract_number", "type": "text"}, {"name": "project_name", "type": "text"},
@@ -256,19 +279,26 @@ def test_sample_variables_validate_against_the_declared_types(key):
     names = {s.name for s in mine}
     used_shared = [s for s in shared if s.name not in names and s.name in raw["sample_variables"]]
     schema = VariableSchema(mine + used_shared)   # also checks that repeated names have one shape
-    for spec in mine:                  # a shared name declared by my clauses keeps its shared type
-        twin = next((s for s in shared if s.name == spec.name), None)
-        assert twin is None or twin.same_shape(spec), spec.name
     samples = {k: v for k, v in raw["sample_variables"].items() if k in schema}
     parsed, problems = schema.validate(samples)
     assert problems == []
     assert set(raw["sample_variables"]) <= set(schema.names) | {v["name"] for v in SHARED_VARIABLES}
     assert all(spec.name in parsed for spec in schema.specs if spec.required)
     every_contract = {"client", "vendor", "contract_number", "project_name", "effective_date", "end_date", "sign_place",
-                      "total_price", "monthly_fee", "tranches", "acceptance_days", "late_payment_daily_rate",
+                      "total_price", "tranches", "acceptance_days", "late_payment_daily_rate",
                       "late_payment_cap", "change_response", "confidentiality_years", "dispute_resolution",
-                      "court_location", "notice_days", "renewal_notice_days", "subcontracting_allowed", "credit_cap"}
-    assert every_contract <= set(parsed)
+                      "court_location", "notice_days", "renewal_notice_days", "subcontracting_allowed"}
+    kind_specific = {"software_development": {"milestones", "warranty_months"}}.get(key, {"monthly_fee", "credit_cap"})
+    assert every_contract | kind_specific <= set(parsed)
+
+
+@pytest.mark.parametrize("clause_key", MY_CLAUSES)
+def test_shared_names_keep_their_shared_type(clause_key):
+    from services.contracts.domain.variables import VariableSpec
+    shared = {v["name"]: VariableSpec.from_dict(v) for v in SHARED_VARIABLES}
+    for version in _clause(clause_key)["versions"]:
+        for spec in (VariableSpec.from_dict(v) for v in version["variables"]):
+            assert spec.name not in shared or shared[spec.name].same_shape(spec), (clause_key, spec.name)
 
 
 @pytest.mark.parametrize("key", TEMPLATES)
@@ -282,8 +312,22 @@ def test_templates_require_their_kind_specific_articles(key):
     if key == "labour_outsourcing":
         assert slots["personnel.labour_outsourcing"]["required"] is True
         assert not any(c.startswith("sla.") for c in slots)   # paid and measured on work results, not SLAs
+    elif key == "software_development":
+        assert all(slots[c].get("required") for c in REQUIRED_ARTICLES[key])
+        assert not any(c.startswith("sla.") for c in slots)   # paid on milestones and acceptance
     else:
         assert all(slots[c].get("required") for c in ("sla.service_hours", "sla.service_levels", "sla.credits"))
+
+
+@pytest.mark.parametrize("key", TEMPLATES)
+def test_templates_hold_every_clause_the_risk_checks_require(key):
+    from services.contracts.domain.risk_checks import REQUIRED_CLAUSES, SCOPE_CLAUSES
+    slots = {a["clause"]: a for a in _raw_template(key)["articles"]}
+    for clause_key in REQUIRED_CLAUSES[key]:
+        if clause_key == "scope_or_service":
+            assert any(slots.get(c, {}).get("required") for c in SCOPE_CLAUSES), key
+        else:
+            assert slots[clause_key].get("required") is True, (key, clause_key)
 
 
 # --------------------------------------------------------------------------- drafts
@@ -386,10 +430,73 @@ def test_labour_outsourcing_vendor_alone_manages_its_workers(drafts, language):
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
+def test_software_tranches_are_derived_and_the_retention_waits_for_the_warranty(drafts, language):
+    doc = drafts[("software_development", language)]
+    samples = _samples("software_development")
+    total = Decimal(samples["total_price"]["amount"])
+    rows = [b for b in doc.articles if b.clause_key == "payment.tranches"][0].blocks
+    table = next(b for b in rows if isinstance(b, Table))
+    amounts = [Decimal(row[2].split(" ")[-1].lstrip("¥").replace(",", "")) for row in table.rows[:-1]]
+    assert sum(amounts) == total and len(amounts) == len(samples["tranches"])
+    assert amounts == [total * Decimal(t["percent"]) / 100 for t in samples["tranches"]]
+    warranty = _article_text(doc, "warranty")
+    months = samples["warranty_months"]
+    assert (f"质量保证期为{months}个月" if language == "zh-CN" else f"warranty period is {months} months") in warranty
+    retained = f"{amounts[-1]:,.2f}"
+    assert retained in warranty and retained in table.rows[-2][2]
+    assert ("质量保证期届满" if language == "zh-CN" else f"{months}-month warranty period") in table.rows[-2][3]
+    scope = _article_text(doc, "deliverables.software")
+    assert all(m["label"] in scope for m in samples["milestones"])
+    assert all(d["item"] in scope for d in samples["deliverables"])
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_price_states_the_total_in_figures_and_in_words(drafts, language):
+    from services.contracts.domain.amount_words import english_amount_words, rmb_uppercase
+    for key in TEMPLATES:
+        total = Decimal(_samples(key)["total_price"]["amount"])
+        price = _article_text(drafts[(key, language)], "price")
+        words = rmb_uppercase(total) if language == "zh-CN" else english_amount_words(total, "CNY")
+        assert f"{total:,.2f}" in price and words in price, key
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_dispute_wording_follows_the_choice(library, language):
+    arbitration = _article_text(_draft(library, "call_centre", language, _samples("call_centre")), "disputes")
+    assert _samples("call_centre")["arbitration_body"] in arbitration
+    court = dict(_samples("call_centre"), dispute_resolution="court")
+    text = _article_text(_draft(library, "call_centre", language, court), "disputes")
+    assert court["court_location"] in text and court["arbitration_body"] not in text
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("allowed", ["never", "with_written_consent", "free"])
+def test_subcontracting_wording_follows_the_variable(library, language, allowed):
+    variables = dict(_samples("software_development"), subcontracting_allowed=allowed)
+    text = _article_text(_draft(library, "software_development", language, variables), "subcontracting")
+    consent = "事先书面同意" if language == "zh-CN" else "prior written consent"
+    assert (consent in text) == (allowed == "with_written_consent")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
 def test_fallback_positions_render_and_differ(library, drafts, language):
     cases = [("call_centre", "sla.credits", "sole_remedy"),
              ("it_operations", "personnel.staffing", "key_personnel_consent"),
-             ("labour_outsourcing", "personnel.labour_outsourcing", "evidence_on_request")]
+             ("labour_outsourcing", "personnel.labour_outsourcing", "evidence_on_request"),
+             ("software_development", "ip.ownership", "vendor_background_licence"),
+             ("software_development", "ip.ownership", "vendor_owns_with_licence"),
+             ("software_development", "acceptance", "no_deemed_acceptance"),
+             ("software_development", "warranty", "bank_guarantee"),
+             ("software_development", "confidentiality", "trade_secrets_indefinite"),
+             ("software_development", "confidentiality", "one_way"),
+             ("call_centre", "term", "auto_renewal"),
+             ("call_centre", "price", "expenses_reimbursed"),
+             ("call_centre", "payment.tranches", "pay_then_invoice"),
+             ("it_operations", "change_control", "deemed_refused"),
+             ("it_operations", "late_payment", "grace_period"),
+             ("it_operations", "breach", "uncapped"),
+             ("labour_outsourcing", "termination", "no_convenience"),
+             ("labour_outsourcing", "termination", "mutual_convenience")]
     for key, clause, position in cases:
         standard = _article_text(drafts[(key, language)], clause)
         fallback = _article_text(_draft(library, key, language, _samples(key), {clause: position}), clause)

@@ -1,9 +1,10 @@
 """Tables of the contracts service: its own database, shared with no other service.
 
 Every business table carries `org`; every query a caller can reach filters by the caller's org.
-The built-in clause library and templates are stored under org "*" (visible to everyone); an
-organisation's own clause versions, and its status changes to built-in ones, are rows of its own.
-Versions of a contract are immutable rows; the contract row holds its current state.
+The built-in clause library and templates are files in the repository (loaded at start); an
+organisation's own clause versions, and its status changes to built-in ones, are rows of its own
+here, applied on top. Versions of a contract are immutable rows; the contract row holds its
+current state and the columns contracts are searched by.
 """
 from __future__ import annotations
 
@@ -19,9 +20,6 @@ from shared.tables import BigId, UtcDateTime
 
 metadata = with_bookkeeping(MetaData())
 
-BUILTIN_ORG = "*"
-
-
 class Table(SQLModel, registry=registry(metadata=metadata)):
     """Base of every contracts table model (a registry of its own: services never share tables)."""
 
@@ -34,22 +32,9 @@ def _json(nullable: bool = False, default=dict):
     return Field(default_factory=default, sa_column=Column(JSON, nullable=nullable))
 
 
-class TemplateRow(Table, table=True):
-    """One template version as defined in the library (the YAML, as data)."""
-    __tablename__ = "contract_templates"
-    __table_args__ = (UniqueConstraint("org", "key", "version", name="uq_contract_templates"),)
-    id: str = Field(primary_key=True, max_length=32)
-    org: str = Field(max_length=100)
-    key: str = Field(max_length=100)
-    version: str = Field(max_length=40)
-    kind: str = Field(max_length=40)
-    definition: dict = _json()
-    source_sha256: str = Field(max_length=64)
-    loaded_at: dt.datetime = _instant()
-
-
 class ClauseVersionRow(Table, table=True):
-    """One version of one clause: its variables and positions; status draft | published | deprecated."""
+    """An organisation's version of a clause (variables and positions, status draft | published |
+    deprecated), or with `builtin` its status of a built-in version (published or deprecated)."""
     __tablename__ = "clause_versions"
     __table_args__ = (UniqueConstraint("org", "key", "version", name="uq_clause_versions"),)
     id: str = Field(primary_key=True, max_length=32)
@@ -58,17 +43,19 @@ class ClauseVersionRow(Table, table=True):
     version: str = Field(max_length=40)
     status: str = Field(max_length=20)
     title: dict = _json()
-    definition: dict = _json()          # {"variables": [...], "positions": [...]}
-    builtin: bool = False               # a row of the built-in library (org "*") or an org's status of one
+    definition: dict = _json()          # {"variables": [...], "positions": [...], "notes": ...}; {} if builtin
+    builtin: bool = False               # the organisation's status of a built-in version
     created_by: str = Field(max_length=200)
     created_at: dt.datetime = _instant()
     updated_at: dt.datetime = _instant()
 
 
 class ContractRow(Table, table=True):
-    """A contract's current state; `revision` goes up with every change (the ETag and the optimistic lock)."""
+    """A contract's current state. `version` (the newest) is the ETag an edit sends back in If-Match;
+    `revision` goes up with every change (the scheduler's conditional updates claim by it)."""
     __tablename__ = "contracts"
-    __table_args__ = (Index("ix_contracts_org_created", "org", "created_at", "id"),
+    __table_args__ = (UniqueConstraint("org", "number", name="uq_contracts_number"),
+                      Index("ix_contracts_org_created", "org", "created_at", "id"),
                       Index("ix_contracts_status_effective", "status", "effective_date"),
                       Index("ix_contracts_status_end", "status", "end_date"))
     id: str = Field(primary_key=True, max_length=32)
@@ -85,6 +72,7 @@ class ContractRow(Table, table=True):
     client_name: str = Field(max_length=300)
     vendor_name: str = Field(max_length=300)
     search_text: str = Field(max_length=2000)   # lower-cased title, number and parties, for text search
+    counterparty_text: str = Field(default="", max_length=1000)   # lower-cased party names, one a line
     currency: str = Field(max_length=3)
     total_amount: Decimal = Field(sa_column=Column(Numeric(18, 2), nullable=False))
     effective_date: dt.date
@@ -113,7 +101,8 @@ class ContractVersionRow(Table, table=True):
     template_key: str = Field(max_length=100)
     template_version: str = Field(max_length=40)
     language: str = Field(max_length=10)
-    variables: dict = _json()
+    variables: dict = _json()             # as given in the request (what an edit starts from)
+    values: dict = _json()                # parsed and derived (tranche amounts...), as JSON
     positions: dict = _json()
     clause_versions: dict = _json()       # clause key -> version used
     deviations: list = _json(default=list)

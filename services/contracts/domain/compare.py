@@ -2,12 +2,14 @@
 
 Variables are compared leaf by leaf and named by JSON pointer (/total_price/amount). Clauses are
 matched by clause key, never by article number, so inserting an article does not make every
-later one look changed. Text is diffed word by word (character by character for Chinese) with
-the same diff the Word redline uses.
+later one look changed; a clause is added, removed, changed, drafted in another position
+(standard, a fallback, custom) or moved to another place among the others. Text is diffed word
+by word (character by character for Chinese) with the same diff the Word redline uses.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from typing import Any, Iterator
 
 from services.contracts.domain.document import Article, ContractDocument, Paragraph, Table
@@ -69,7 +71,29 @@ def clause_changes(old: VersionView, new: VersionView) -> list[dict]:
     old_articles = {a.clause_key: a for a in old.document.articles}
     new_articles = {a.clause_key: a for a in new.document.articles}
     keys = list(new_articles) + [k for k in old_articles if k not in new_articles]
-    return [_clause_change(key, old_articles.get(key), new_articles.get(key), old, new) for key in keys]
+    moved = moved_clauses(list(old_articles), list(new_articles))
+    changes = [_clause_change(key, old_articles.get(key), new_articles.get(key), old, new) for key in keys]
+    for entry in changes:
+        if entry["clause"] in moved:
+            entry["moved"] = {"from": list(old_articles).index(entry["clause"]) + 1,
+                              "to": list(new_articles).index(entry["clause"]) + 1}
+            if entry["change"] == "unchanged":
+                entry["change"] = "moved"
+    return changes
+
+
+def moved_clauses(old_keys: list[str], new_keys: list[str]) -> set[str]:
+    """Clauses whose place among the clauses both versions share has changed.
+
+    Renumbering because an article was inserted or removed is not a move; of the shared clauses,
+    the longest run kept in the same order stays put and the others moved.
+    """
+    common = set(old_keys) & set(new_keys)
+    old_order = [k for k in old_keys if k in common]
+    new_order = [k for k in new_keys if k in common]
+    matcher = SequenceMatcher(None, old_order, new_order, autojunk=False)
+    kept = {k for block in matcher.get_matching_blocks() for k in old_order[block.a:block.a + block.size]}
+    return common - kept
 
 
 def _clause_change(key: str, before: Article | None, after: Article | None, old: VersionView,

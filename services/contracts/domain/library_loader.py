@@ -13,7 +13,7 @@ import yaml
 
 from services.contracts.domain.clauses import ClausePosition, ClauseVersion
 from services.contracts.domain.templates import ArticleSlot, ContractLibrary, ContractTemplate
-from services.contracts.domain.variables import SchemaError, VariableSpec
+from services.contracts.domain.variables import LANGUAGES, SchemaError, VariableSpec
 from shared.errors import DomainError
 
 BUILT_IN = Path(__file__).resolve().parents[1] / "library"
@@ -63,12 +63,20 @@ def _only(raw: Mapping[str, Any], allowed: set[str], what: str, path: Path) -> N
         raise LibraryFileError(path, f"{what}: unknown keys {sorted(unknown)}")
 
 
+def _titles(title: Any, path: Path) -> Mapping[str, str]:
+    # `{zh-CN: ..., en: A, B}` is a YAML flow mapping with a third key: the comma cut the title.
+    if not isinstance(title, Mapping) or set(title) != set(LANGUAGES):
+        raise LibraryFileError(path, f"title must map exactly {', '.join(LANGUAGES)} to text (quote a title "
+                                     f"that holds a comma): {title!r}")
+    return title
+
+
 def _add_clause(library: ContractLibrary, raw: Mapping[str, Any], path: Path) -> None:
     _only(raw, _CLAUSE_KEYS, "clause", path)
     key = raw["key"]
     if path.stem != key:
         raise LibraryFileError(path, f"holds clause {key!r}; the file must be named {key}.yaml")
-    library.clauses.add_clause(key, raw["title"])
+    library.clauses.add_clause(key, _titles(raw["title"], path))
     for entry in raw["versions"]:
         _only(entry, _VERSION_KEYS, f"version {entry.get('version')}", path)
         library.clauses.add_version(ClauseVersion(
@@ -91,6 +99,7 @@ def _template(raw: Mapping[str, Any], path: Path) -> ContractTemplate:
     if isinstance(variables, Mapping):   # `variables: {name: {type: ...}}` reads as well as a list
         variables = [{"name": name, **spec} for name, spec in variables.items()]
     return ContractTemplate(
-        key=raw["key"], kind=raw["kind"], version=str(raw["version"]), title=raw["title"], articles=tuple(slots),
+        key=raw["key"], kind=raw["kind"], version=str(raw["version"]), title=_titles(raw["title"], path),
+        articles=tuple(slots),
         variables=tuple(VariableSpec.from_dict(v) for v in variables),
         sample_variables=raw.get("sample_variables") or {})

@@ -15,10 +15,11 @@ fixed, and a signed contract changes only by amendment (a change request).
 """
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
 
-from shared.errors import Conflict
+from shared.errors import Conflict, Forbidden
 
 
 class Status(StrEnum):
@@ -45,7 +46,7 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
     Command("edit", (S.DRAFT,), ("legal",)),
     Command("submit", (S.DRAFT,), ("legal",)),
     Command("approve", (S.IN_REVIEW,), ("approver", "finance", "legal")),
-    Command("override", (S.IN_REVIEW,), ("approver",)),
+    Command("override", (S.IN_REVIEW,), ("approver", "finance", "legal")),   # narrowed by the policy
     Command("reject", (S.IN_REVIEW,), ("approver", "finance", "legal")),
     Command("request-signature", (S.APPROVED,), ("legal",)),
     Command("sign", (S.OUT_FOR_SIGNATURE,), ("legal", "vendor")),
@@ -75,3 +76,54 @@ def ensure_allowed(command: str, status: Status) -> None:
         raise Conflict(f"A contract in state '{status}' cannot '{command}'; allowed now: "
                        f"{', '.join(allowed) if allowed else 'nothing (final state)'}.",
                        current_state=str(status), allowed_transitions=allowed)
+
+
+# --- signatures -------------------------------------------------------------------------------------
+
+PARTIES = ("client", "vendor")
+# Legal records the client's signature (and a counterparty's wet-ink one it received); a vendor
+# user signs for the vendor only.
+SIGNING_ROLES = {"client": ("legal",), "vendor": ("legal", "vendor")}
+
+
+def ensure_may_sign(party: str, roles: frozenset[str]) -> None:
+    wanted = SIGNING_ROLES[party]
+    if "admin" not in roles and not roles.intersection(wanted):
+        raise Forbidden(f"The {party}'s signature is recorded by: {', '.join(wanted)}.")
+
+
+def unsigned_parties(signed: set[str]) -> list[str]:
+    return [p for p in PARTIES if p not in signed]
+
+
+# --- key dates --------------------------------------------------------------------------------------
+
+# A longer notice than a year is read as a year: the scheduler looks that far ahead, no further.
+MAX_RENEWAL_NOTICE_DAYS = 366
+
+
+def ensure_effective(effective_date: dt.date, today: dt.date) -> None:
+    if effective_date > today:
+        raise Conflict(f"The contract takes effect on {effective_date.isoformat()}; it activates then, not before.",
+                       effective_date=effective_date.isoformat())
+
+
+def renewal_notice_on(end_date: dt.date, notice_days: int) -> dt.date:
+    """The day contract.renewal_due is announced: `notice_days` before the end date."""
+    return end_date - dt.timedelta(days=max(0, min(notice_days, MAX_RENEWAL_NOTICE_DAYS)))
+
+
+def key_date_due(status: str, effective_date: dt.date, end_date: dt.date, notice_days: int,
+                 renewal_announced: bool, today: dt.date) -> str | None:
+    """What the calendar does to a contract today, one thing at a time: activate, renewal_due or expire.
+
+    A contract is in force through its end date and expires the day after. The renewal notice
+    goes once, while the contract is signed or active and the end date has not passed.
+    """
+    if status == S.SIGNED and effective_date <= today:
+        return "activate"
+    if status in IN_FORCE and not renewal_announced and renewal_notice_on(end_date, notice_days) <= today <= end_date:
+        return "renewal_due"
+    if status == S.ACTIVE and end_date < today:
+        return "expire"
+    return None

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-from services.contracts.domain.amount_words import english_amount_words, rmb_uppercase, to_fen
+from services.contracts.domain.amount_words import check_words_match, english_amount_words, rmb_uppercase, to_fen
 from services.contracts.domain.document import Article, Block, ContractDocument, Paragraph, SignatureBlock, Table
 from services.contracts.domain.variables import LANGUAGES, Duration, Money, Record
 from shared.errors import Invalid
@@ -108,8 +108,11 @@ def format_money_words(value: Any, language: str, currency: str | None = None) -
     if language == "zh-CN":
         if money.currency != "CNY":
             raise ValueError(f"Chinese uppercase amounts are for RMB, not {money.currency}")
-        return rmb_uppercase(money.amount)
-    return english_amount_words(money.amount, money.currency)
+        words = rmb_uppercase(money.amount)
+    else:
+        words = english_amount_words(money.amount, money.currency)
+    check_words_match(money.amount, words, money.currency)   # read back: words and figures never disagree
+    return words
 
 
 def format_percent(value: Any, language: str) -> str:
@@ -137,8 +140,28 @@ def format_duration(value: Any, language: str, unit: str | None = None) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
+class _ClauseEnvironment(ImmutableSandboxedEnvironment):
+    """The sandbox, plus a bound on `*` and `**`: `{{ "x" * 10**9 }}` would otherwise take the
+    memory of the service with it."""
+    intercepted_binops = frozenset({"*", "**"})
+    MAX_POWER = 64
+    MAX_REPEAT = 100_000
+
+    def call_binop(self, context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, (int, Decimal)) and abs(right) > self.MAX_POWER:
+            raise SecurityError(f"exponent {right} is larger than {self.MAX_POWER}")
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(times, int) \
+                        and len(seq) * times > self.MAX_REPEAT:
+                    raise SecurityError(f"repeating a sequence to more than {self.MAX_REPEAT} items")
+        return super().call_binop(context, operator, left, right)
+
+
 def _make_environment(language: str) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+    env = _ClauseEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+    # Jinja's lipsum, cycler and joiner have no use in a contract; fewer objects, less to climb on.
+    env.globals = {name: env.globals[name] for name in ("range", "dict", "namespace")}
     env.filters.update({
         "money": lambda v, currency=None: format_money(v, language, currency),
         "money_words": lambda v, currency=None: format_money_words(v, language, currency),
@@ -164,16 +187,25 @@ def check_body(source: str, readable: Iterable[str]) -> list[str]:
     except TemplateSyntaxError as error:
         return [f"syntax error on line {error.lineno}: {error.message}"]
     problems = [f"refers to the private attribute {name!r}" for name in sorted(_private_names(tree))]
+    problems += [f"uses {{% {tag} %}}: a clause body cannot load other templates"
+                 for tag in sorted({_LOADING_TAGS[type(node)] for node in tree.find_all(tuple(_LOADING_TAGS))})]
     allowed = set(readable) | ENGINE_NAMES | set(_CHECKER.globals)
     problems += [f"reads {name!r}, which the clause does not declare"
                  for name in sorted(meta.find_undeclared_variables(tree) - allowed)]
     return problems
 
 
+_LOADING_TAGS = {nodes.Import: "import", nodes.FromImport: "from", nodes.Include: "include",
+                 nodes.Extends: "extends"}
+_PRIVATE = re.compile(r"^_+[A-Za-z]")
+
+
 def _private_names(tree: nodes.Template) -> set[str]:
+    """`x.__class__`, `x["__class__"]`, and any string constant that names a private attribute
+    (`x|attr("__class__")`, `map(attribute="__globals__")`)."""
     names = {node.attr for node in tree.find_all(nodes.Getattr) if node.attr.startswith("_")}
-    names |= {node.arg.value for node in tree.find_all(nodes.Getitem)
-              if isinstance(node.arg, nodes.Const) and str(node.arg.value).startswith("_")}
+    names |= {str(node.value) for node in tree.find_all(nodes.Const)
+              if isinstance(node.value, str) and _PRIVATE.match(node.value)}
     return names
 
 
@@ -185,7 +217,14 @@ def check_condition(expression: str, readable: Iterable[str]) -> list[str]:
 
 @lru_cache(maxsize=512)
 def _compiled(language: str, source: str):
-    return _ENVIRONMENTS[language].from_string(source)
+    # Bodies are checked when their version is added; checked again here so that nothing that
+    # reaches the renderer another way can climb into Python internals or load templates.
+    env = _ENVIRONMENTS[language]
+    tree = env.parse(source)
+    refused = _private_names(tree) | {_LOADING_TAGS[type(n)] for n in tree.find_all(tuple(_LOADING_TAGS))}
+    if refused:
+        raise SecurityError(f"refers to {', '.join(sorted(refused))}")
+    return env.from_string(tree)
 
 
 @lru_cache(maxsize=256)
@@ -196,7 +235,7 @@ def _compiled_condition(expression: str):
 def _guarded(where: str, action: Callable[[], Any]) -> Any:
     try:
         return action()
-    except SecurityError as error:
+    except (SecurityError, OverflowError) as error:   # OverflowError: the sandbox's bound on range()
         raise UnsafeClauseText(where, f"refused by the sandbox: {error}") from error
     except UndefinedError as error:
         name = re.search(r"'([^']+)' is undefined", str(error))

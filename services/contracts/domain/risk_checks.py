@@ -61,7 +61,7 @@ REQUIRED_CLAUSES: dict[str, tuple[str, ...]] = {
     "labour_outsourcing": _COMMON + ("personnel.labour_outsourcing",),
 }
 # "scope_or_service" is met by the generic scope clause or a kind-specific scope clause.
-_SCOPE_KEYS = ("scope", "service_scope.call_centre", "service_scope.it_operations",
+SCOPE_CLAUSES = ("scope", "service_scope.call_centre", "service_scope.it_operations",
                "service_scope.labour_outsourcing", "deliverables.software")
 
 
@@ -86,7 +86,7 @@ def _missing_clauses(facts: VersionFacts) -> Iterator[Finding]:
     present = {a.clause_key for a in facts.document.articles}
     for key in REQUIRED_CLAUSES.get(facts.kind, _COMMON):
         if key == "scope_or_service":
-            if not present.intersection(_SCOPE_KEYS):
+            if not present.intersection(SCOPE_CLAUSES):
                 yield Finding("required_clause_missing", "high", "scope",
                               "The contract has no scope of work or services.")
         elif key not in present:

@@ -91,15 +91,16 @@ def get_delivery(session: Session, org: str, delivery_id: str) -> DeliveryRow | 
     return session.scalars(select(DeliveryRow).where(DeliveryRow.org == org, DeliveryRow.id == delivery_id)).first()
 
 
-def list_deliveries(session: Session, org: str, after: tuple[str, str] | None, limit: int, **where) -> list[DeliveryRow]:
+def list_deliveries(session: Session, org: str, after: tuple[dt.datetime, str] | None, limit: int,
+                    **where) -> list[DeliveryRow]:
     """Newest first; `where` filters on status, channel, event_id, subscription_id, contract_id."""
     query = select(DeliveryRow).where(DeliveryRow.org == org)
     for name, value in where.items():
         if value is not None:
             query = query.where(getattr(DeliveryRow, name) == value)
     if after:
-        at = dt.datetime.fromisoformat(after[0])
-        query = query.where(or_(DeliveryRow.created_at < at, and_(DeliveryRow.created_at == at, DeliveryRow.id < after[1])))
+        at, last_id = after
+        query = query.where(or_(DeliveryRow.created_at < at, and_(DeliveryRow.created_at == at, DeliveryRow.id < last_id)))
     return list(session.scalars(query.order_by(DeliveryRow.created_at.desc(), DeliveryRow.id.desc()).limit(limit)))
 
 
@@ -120,16 +121,16 @@ def _read_by(user: str):
     return and_(InboxReadRow.item_id == InboxItemRow.id, InboxReadRow.user_id == user)
 
 
-def inbox(session: Session, org: str, user: str, roles: Iterable[str], after: tuple[str, str] | None, limit: int,
+def inbox(session: Session, org: str, user: str, roles: Iterable[str], after: tuple[dt.datetime, str] | None, limit: int,
           unread_only: bool) -> list[tuple[InboxItemRow, dt.datetime | None]]:
     query = (select(InboxItemRow, InboxReadRow.read_at).outerjoin(InboxReadRow, _read_by(user))
              .where(_visible(org, user, roles)))
     if unread_only:
         query = query.where(InboxReadRow.read_at.is_(None))
     if after:
-        at = dt.datetime.fromisoformat(after[0])
+        at, last_id = after
         query = query.where(or_(InboxItemRow.created_at < at,
-                                and_(InboxItemRow.created_at == at, InboxItemRow.id < after[1])))
+                                and_(InboxItemRow.created_at == at, InboxItemRow.id < last_id)))
     query = query.order_by(InboxItemRow.created_at.desc(), InboxItemRow.id.desc()).limit(limit)
     return [(item, read_at) for item, read_at in session.execute(query)]
 

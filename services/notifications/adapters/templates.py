@@ -19,7 +19,8 @@ from typing import Any
 from jinja2 import ChainableUndefined, FileSystemLoader, TemplateNotFound
 from jinja2.sandbox import SandboxedEnvironment
 
-from services.notifications.domain.messages import format_amount
+from services.notifications.domain.events import parse_instant
+from services.notifications.domain.messages import format_amount, local_time
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 DEFAULT, DIGEST = "_default", "_digest"
@@ -45,6 +46,7 @@ class Templates:
                                    undefined=ChainableUndefined, trim_blocks=True, lstrip_blocks=True,
                                    keep_trailing_newline=False)
         env.filters["money"] = format_amount
+        env.filters["local"] = lambda instant, timezone: local_time(parse_instant(str(instant)), timezone)
         return env
 
     def name_for(self, event_type: str, language: str) -> str:

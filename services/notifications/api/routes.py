@@ -7,11 +7,11 @@ caller's organisation: another organisation's id is a 404.
 """
 from __future__ import annotations
 
+import datetime as dt
 from typing import Callable, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import IntegrityError
 
 from services.notifications import service_layer
 from services.notifications.adapters import repository as repo
@@ -19,8 +19,8 @@ from services.notifications.api import views
 from services.notifications.api.schemas import EndpointIn, SubscriptionIn, SubscriptionPatch
 from services.notifications.service_layer import Notifier
 from shared.auth import Principal, require
-from shared.errors import NotFound
-from shared.idempotency import remember, replay
+from shared.errors import Invalid, NotFound
+from shared.idempotency import once
 from shared.pagination import decode_cursor, page_of
 from shared.service import runtime_of
 from shared.uow import UnitOfWork
@@ -40,22 +40,49 @@ def _idempotent(request: Request, principal: Principal, scope: str, key: str | N
                 act: Callable[[UnitOfWork], tuple[int, dict]]) -> JSONResponse:
     """Run `act` once per Idempotency-Key: a retry with the same key and body gets the first answer."""
     rt = runtime_of(request)
-    table = rt.tables["idempotency_keys"]
     with rt.uow() as uow:
-        stored = replay(uow.session, table, principal.org, scope, key, body)
-        if stored is not None:
-            return JSONResponse(stored[1], status_code=stored[0])
-        status, answer = act(uow)
-        try:
-            remember(uow.session, table, principal.org, scope, key, body, status, answer)
-            uow.commit()
-        except IntegrityError:
-            uow.rollback()
-            stored = replay(uow.session, table, principal.org, scope, key, body)
-            if stored is None:
-                raise
-            return JSONResponse(stored[1], status_code=stored[0])
+        status, answer = once(uow, rt.tables["idempotency_keys"], principal.org, scope, key, body, act)
     return JSONResponse(answer, status_code=status)
+
+
+def _bad_cursor() -> Invalid:
+    return Invalid("The cursor is not one this API issued.",
+                   errors=[{"parameter": "cursor", "in": "query", "detail": "malformed cursor"}])
+
+
+def _after_id(cursor: str | None) -> str | None:
+    """The cursor of a list ordered by id: the last id seen."""
+    key = decode_cursor(cursor)
+    if key is not None and not isinstance(key, str):
+        raise _bad_cursor()
+    return key
+
+
+def _after_instant(cursor: str | None) -> tuple[dt.datetime, str] | None:
+    """The cursor of a list newest first: the last (created_at, id) seen."""
+    key = decode_cursor(cursor)
+    if key is None:
+        return None
+    try:
+        at, row_id = key
+        at = dt.datetime.fromisoformat(at)
+    except (TypeError, ValueError):
+        raise _bad_cursor() from None
+    if at.tzinfo is None or not isinstance(row_id, str):
+        raise _bad_cursor()
+    return at, row_id
+
+
+def _newest_first(row) -> list[str]:
+    return [row.created_at.isoformat(), row.id]
+
+
+def _page_by_id(request: Request, principal: Principal, lister, view, limit: int, cursor: str | None) -> dict:
+    after = _after_id(cursor)
+    with runtime_of(request).db.read_session() as session:
+        rows = lister(session, principal.org, after, limit + 1)
+    page, next_cursor = page_of(rows, limit, lambda r: r.id)
+    return {"items": [view(r) for r in page], "next_cursor": next_cursor}
 
 
 # --- subscriptions -----------------------------------------------------------------------------
@@ -78,10 +105,7 @@ def create_subscription(body: SubscriptionIn, request: Request, principal: Princ
 @router.get("/subscriptions")
 def list_subscriptions(request: Request, principal: Principal = Depends(ADMIN), limit: int = Limit,
                        cursor: str | None = None):
-    with runtime_of(request).db.read_session() as session:
-        rows = repo.list_subscriptions(session, principal.org, decode_cursor(cursor), limit + 1)
-    page, next_cursor = page_of(rows, limit, lambda r: r.id)
-    return {"items": [views.subscription_view(r) for r in page], "next_cursor": next_cursor}
+    return _page_by_id(request, principal, repo.list_subscriptions, views.subscription_view, limit, cursor)
 
 
 @router.get("/subscriptions/{subscription_id}")
@@ -136,10 +160,7 @@ def create_endpoint(body: EndpointIn, request: Request, principal: Principal = D
 @router.get("/webhook-endpoints")
 def list_endpoints(request: Request, principal: Principal = Depends(ADMIN), limit: int = Limit,
                    cursor: str | None = None):
-    with runtime_of(request).db.read_session() as session:
-        rows = repo.list_endpoints(session, principal.org, decode_cursor(cursor), limit + 1)
-    page, next_cursor = page_of(rows, limit, lambda r: r.id)
-    return {"items": [views.endpoint_view(r) for r in page], "next_cursor": next_cursor}
+    return _page_by_id(request, principal, repo.list_endpoints, views.endpoint_view, limit, cursor)
 
 
 @router.get("/webhook-endpoints/{endpoint_id}")
@@ -177,11 +198,11 @@ def list_deliveries(request: Request, principal: Principal = Depends(ADMIN), lim
                     channel: Literal["inbox", "email", "webhook"] | None = None, event_id: str | None = None,
                     subscription_id: str | None = None, contract_id: str | None = None):
     """The delivery log, newest first."""
-    after = decode_cursor(cursor)
+    after = _after_instant(cursor)
     with runtime_of(request).db.read_session() as session:
         rows = repo.list_deliveries(session, principal.org, after, limit + 1, status=status, channel=channel,
                                     event_id=event_id, subscription_id=subscription_id, contract_id=contract_id)
-    page, next_cursor = page_of(rows, limit, lambda r: [r.created_at.isoformat(), r.id])
+    page, next_cursor = page_of(rows, limit, _newest_first)
     return {"items": [views.delivery_view(r) for r in page], "next_cursor": next_cursor}
 
 
@@ -213,11 +234,11 @@ def redeliver(delivery_id: str, request: Request, principal: Principal = Depends
 def get_inbox(request: Request, principal: Principal = Depends(ANYONE), limit: int = Limit,
               cursor: str | None = None, unread: bool = False):
     """The caller's notifications, newest first, with how many are unread."""
-    after = decode_cursor(cursor)
+    after = _after_instant(cursor)
     with runtime_of(request).db.read_session() as session:
         rows = repo.inbox(session, principal.org, principal.sub, principal.roles, after, limit + 1, unread)
         unread_count = repo.unread_count(session, principal.org, principal.sub, principal.roles)
-    page, next_cursor = page_of(rows, limit, lambda r: [r[0].created_at.isoformat(), r[0].id])
+    page, next_cursor = page_of(rows, limit, lambda r: _newest_first(r[0]))
     return {"items": [views.inbox_item_view(item, read_at) for item, read_at in page], "unread_count": unread_count,
             "next_cursor": next_cursor}
 

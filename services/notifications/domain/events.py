@@ -50,9 +50,15 @@ class ContractFacts:
     currency: str | None = None
 
 
-def contract_facts_in(data: Mapping[str, Any]) -> ContractFacts | None:
-    """The contract's title/number/currency if this payload states them (contract.* events, terms)."""
-    source = data.get("terms") if isinstance(data.get("terms"), Mapping) else data
+def contract_facts_in(event_type: str, data: Mapping[str, Any]) -> ContractFacts | None:
+    """The contract's title/number/currency if this payload states them: its `terms`, or the top
+    level of a `contract.*` event (elsewhere a `title` is something else's, e.g. a change request's)."""
+    if isinstance(data.get("terms"), Mapping):
+        source = data["terms"]
+    elif event_type.startswith("contract."):
+        source = data
+    else:
+        return None
     title = source.get("title")
     if not isinstance(title, str) or not title or not data.get("contract_id"):
         return None

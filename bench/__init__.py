@@ -1,0 +1,1 @@
+"""`make bench`: Qiyue measured beside its alternatives (see bench/README.md)."""
