@@ -189,7 +189,7 @@ class OutboxRelay(_Loop):
             self._admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="qiyue-relay-admin",
                                            request_timeout_ms=10000)
         wanted = {self.prefix + t for t in topics}
-        wanted |= {dlq(t) for t in wanted}
+        wanted |= {dlq(t) for t in wanted if not t.endswith(".dlq")}   # a DLQ has no DLQ of its own
         missing = wanted - set(self._admin.list_topics())
         for name in sorted(missing):
             try:

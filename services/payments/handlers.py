@@ -5,7 +5,8 @@
 - `contract.activated`: creates the schedule only if `contract.signed` never reached us.
 - `contract.amended`: re-baselines the unpaid, uninvoiced tranches.
 - `contract.terminated`: cancels the tranches not yet due.
-- `sla.credit_assessed`: a credit note deducted from the next unpaid tranches (a correction: its difference).
+- `sla.credit_assessed`: a credit note deducted from the next unpaid tranches; a correction deducts its
+  difference, or takes it back when the month's credit went down.
 
 "When" is the event's own time (`ce_time`) as an Asia/Shanghai date, not the moment we read it:
 a contract signed on 1 September counts from 1 September even if the event is consumed later.
@@ -67,22 +68,14 @@ def on_contract_terminated(envelope: Envelope, uow: UnitOfWork) -> None:
 
 
 def on_credit_assessed(envelope: Envelope, uow: UnitOfWork) -> None:
-    service_layer.receive_credit(uow, still_to_deduct(envelope.payload(SlaCreditAssessed)), happened_at(envelope))
-
-
-def still_to_deduct(credit: SlaCreditAssessed) -> SlaCreditAssessed:
-    """A corrected assessment of a month (late input changed it) carries the month's whole credit and what
-    was assessed before: only the difference is deducted, as a credit note of its own (its own credit id).
-
-    A correction that lowers the credit would need credit taken back, which schedules cannot do yet:
-    it is refused, so it waits in the dead-letter topic instead of being lost or deducted.
-    """
-    if not credit.previously_assessed:
-        return credit
-    if credit.difference <= 0:
-        raise Invalid(f"Credit {credit.credit_id} lowers the {credit.period} credit by {-credit.difference}; "
-                      "taking credit back is not supported.")
-    return credit.model_copy(update={"amount": credit.difference})
+    """A month's credit, or a correction of it (late input re-closed the month): a correction carries
+    the month's whole credit and what was assessed before, so only the difference is deducted (as a
+    credit note of its own id) or, when the credit went down, taken back. No change: nothing to do."""
+    credit, at = envelope.payload(SlaCreditAssessed), happened_at(envelope)
+    if credit.difference > 0:
+        service_layer.receive_credit(uow, credit.model_copy(update={"amount": credit.difference}), at)
+    elif credit.difference < 0:
+        service_layer.withdraw_credit(uow, credit, -credit.difference, at)
 
 
 subscription = Subscription(

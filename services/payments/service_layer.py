@@ -15,9 +15,11 @@ from typing import Callable, Sequence
 from services.payments.adapters import repository as repo
 from services.payments.adapters.tables import CalendarFeedRow
 from services.payments.domain.due_dates import local_date, next_local_midnight
-from services.payments.domain.ledger import CreditNote, Invoice, Payment, invoice_number
+from services.payments.domain.ledger import (CreditNote, CreditWithdrawal, Invoice, Payment, invoice_number,
+                                             lower_carried_forward)
 from services.payments.domain.milestones import Milestone
-from services.payments.domain.schedule import PaymentSchedule, new_id
+from services.payments.domain.money import ZERO, to_fen
+from services.payments.domain.schedule import PaymentSchedule, new_id, notes_to_lower
 from shared.errors import Conflict, NotFound
 from shared.events.contracts import ContractTerms
 from shared.events.sla import SlaCreditAssessed
@@ -38,7 +40,8 @@ def create_schedule(uow: UnitOfWork, terms: ContractTerms, signed_on: dt.date, n
         return None
     today = local_date(now)
     schedule = PaymentSchedule.from_terms(terms, signed_on, today)
-    schedule.adopt_credits(repo.unattached_credit_notes(session, terms.contract_id), today)
+    schedule.adopt_credits(repo.unattached_credit_notes(session, terms.contract_id), today,
+                           repo.credit_withdrawals(session, terms.contract_id))
     repo.add(session, schedule, terms.model_dump(mode="json"), now)
     uow.collect(schedule)
     return schedule
@@ -78,20 +81,50 @@ def receive_credit(uow: UnitOfWork, credit: SlaCreditAssessed, now: dt.datetime)
     if repo.credit_known(session, credit.org, credit.credit_id):
         return None
     today = local_date(now)
-    schedule = repo.get_for_system(session, credit.contract_id)
+    schedule = _schedule_for_credit(session, credit)
     if schedule is None:
         # The contract's schedule has not arrived yet (another topic): keep the credit until it does.
         note = CreditNote(new_id(), credit.credit_id, credit.period, credit.amount, credit.currency,
                           tuple(credit.metric_keys), today)
         repo.add_unattached_credit(session, credit.org, credit.contract_id, note)
         return note
-    if schedule.org != credit.org:
-        raise Conflict("The credit's organisation does not own this contract.")
     note = schedule.receive_credit(credit.credit_id, credit.period, credit.amount, credit.currency,
                                    credit.metric_keys, today)
     repo.save(session, schedule, now)
     uow.collect(schedule)
     return note
+
+
+def withdraw_credit(uow: UnitOfWork, credit: SlaCreditAssessed, amount: Decimal, now: dt.datetime
+                    ) -> CreditWithdrawal | None:
+    """From a corrected `sla.credit_assessed` that lowered the month's credit: `amount` is taken back, once
+    (the withdrawal is kept under the correction's credit id)."""
+    session = uow.session
+    if repo.credit_known(session, credit.org, credit.credit_id):
+        return None
+    today, amount = local_date(now), to_fen(amount)
+    schedule = _schedule_for_credit(session, credit)
+    if schedule is None:
+        # Nothing was deducted yet: it all comes off what the month's notes are keeping for the schedule.
+        notes = notes_to_lower(repo.unattached_credit_notes(session, credit.contract_id), credit.credit_id,
+                               credit.period, amount)
+        lower_carried_forward(notes, amount)
+        withdrawal = CreditWithdrawal(new_id(), credit.credit_id, credit.replaces, credit.period, amount, today,
+                                      amount, ZERO, ZERO, ZERO)
+        repo.add_unattached_withdrawal(session, credit.org, credit.contract_id, notes, withdrawal)
+        return withdrawal
+    withdrawal = schedule.withdraw_credit(credit.credit_id, credit.period, amount, credit.currency, today,
+                                          credit.replaces)
+    repo.save(session, schedule, now)
+    uow.collect(schedule)
+    return withdrawal
+
+
+def _schedule_for_credit(session, credit: SlaCreditAssessed) -> PaymentSchedule | None:
+    schedule = repo.get_for_system(session, credit.contract_id)
+    if schedule is not None and schedule.org != credit.org:
+        raise Conflict("The credit's organisation does not own this contract.")
+    return schedule
 
 
 # ---------------------------------------------------------------------- milestones

@@ -6,8 +6,9 @@ from decimal import Decimal
 
 from services.payments.adapters.tables import CalendarFeedRow, InvoiceRow, ScheduleRow
 from services.payments.domain.late_fees import LateFeeStatement
-from services.payments.domain.ledger import CreditNote, Invoice, Payment
+from services.payments.domain.ledger import CreditNote, CreditWithdrawal, Invoice, Payment
 from services.payments.domain.milestones import Milestone
+from services.payments.domain.money import ZERO
 from services.payments.domain.reports import AGING_BUCKETS, AgingReport, ForecastLine
 from services.payments.domain.schedule import PaymentSchedule, PaymentTranche
 
@@ -67,9 +68,17 @@ def payment_view(p: Payment, schedule: PaymentSchedule) -> dict:
 def credit_note_view(n: CreditNote) -> dict:
     return {"id": n.id, "credit_id": n.credit_id, "period": n.period, "amount": money(n.amount),
             "currency": n.currency, "metric_keys": list(n.metric_keys), "received_on": day(n.received_on),
-            "applied": money(n.applied), "carried_forward": money(n.remaining),
+            "withdrawn": money(n.withdrawn), "applied": money(n.applied),
+            "carried_forward": money(max(n.remaining, ZERO)),
             "applications": [{"tranche_id": a.tranche_id, "amount": money(a.amount), "applied_on": day(a.applied_on),
                               "reversed_on": day(a.reversed_on)} for a in n.applications]}
+
+
+def credit_withdrawal_view(w: CreditWithdrawal) -> dict:
+    return {"id": w.id, "credit_id": w.credit_id, "replaces": w.replaces, "period": w.period,
+            "amount": money(w.amount), "withdrawn_on": day(w.withdrawn_on),
+            "from_carried_forward": money(w.from_carried_forward), "released": money(w.released),
+            "debited": money(w.debited), "owed": money(w.owed)}
 
 
 def late_fees_view(schedule: PaymentSchedule, fees: LateFeeStatement, as_of: dt.date) -> dict:
@@ -100,6 +109,8 @@ def schedule_view(s: PaymentSchedule, today: dt.date) -> dict:
         "payments": [payment_view(p, s) for p in s.payments],
         "credit_notes": [credit_note_view(n) for n in s.credit_notes],
         "credit_carried_forward": money(s.carried_forward()),
+        "credit_withdrawals": [credit_withdrawal_view(w) for w in s.credit_withdrawals],
+        "credit_owed": money(s.credit_owed()),
         "late_fees": {"as_of": day(today), "total": money(fees.total), "cap": money(fees.cap), "days": len(fees.days),
                       "daily_rate": money(rule.daily_rate) if (rule := s.late_fee_terms.on(today)) else None},
     }

@@ -172,3 +172,48 @@ class CreditApplied(_PaymentsEvent):
     remaining: Money
     currency: str
     applied_on: dt.date
+
+
+class CreditRelease(BaseModel):
+    """Credit given back by one unpaid, uninvoiced tranche: it owes that much more."""
+    model_config = ConfigDict(frozen=True)
+    tranche_id: str
+    tranche_key: str
+    amount: Money
+    outstanding: Money                # owed on the tranche after the release
+    status: str
+
+
+class CreditWithdrawn(_PaymentsEvent):
+    """A correction lowered a month's service credit: `amount` is taken back.
+
+    First from what was still carried forward (`from_carried_forward`), then from the tranches
+    nobody has paid or invoiced (`released`: they owe more again), the month's newest credit
+    notes first. Credit already deducted from a paid or invoiced tranche stays there: as much
+    is added to the next unpaid, uninvoiced tranche (`debited`, see `credit.debited`), or, with
+    no such tranche, is `owed` by the client on the schedule.
+    """
+    event_type = "credit.withdrawn"
+    credit_id: str                    # the correction's id
+    replaces: str | None = None       # the credit id it corrects
+    period: str
+    amount: Money
+    from_carried_forward: Money
+    released: list[CreditRelease]
+    debited: Money
+    owed: Money
+    currency: str
+    withdrawn_on: dt.date
+
+
+class CreditDebited(_PaymentsEvent):
+    """Credit taken back that had gone to a paid or invoiced tranche, added to this tranche instead."""
+    event_type = "credit.debited"
+    credit_id: str                    # the SLA service's id of the credit note it is taken from
+    credit_note_id: str
+    tranche_id: str
+    tranche_key: str
+    amount: Money
+    outstanding: Money                # owed on the tranche with the debit
+    currency: str
+    debited_on: dt.date

@@ -14,10 +14,11 @@ import threading
 from decimal import Decimal as D
 
 from icalendar import Calendar
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from sqlalchemy import func, select
 
-from services.payments.adapters.tables import InvoiceRow, ScheduleRow, TrancheRow
+from services.payments.adapters.tables import (CreditNoteRow, CreditWithdrawalRow, InvoiceRow, ScheduleRow,
+                                               TrancheRow)
 from services.payments.service_layer import advance_schedules
 from shared.envelope import Envelope
 from shared.events import dlq
@@ -375,10 +376,21 @@ def test_invoice_numbers_are_gap_free_under_concurrency_and_errors_are_problems(
     assert {t["status"] for t in schedule_of(client, cid)["tranches"]} == {"overdue"}
 
 
-def test_a_corrected_sla_credit_deducts_only_the_difference_once(start_service, broker, topic_prefix):
+def dead_letters(broker, topic: str) -> int:
+    """How many messages the topic's dead-letter topic holds."""
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None)
+    try:
+        partitions = [TopicPartition(dlq(topic), p) for p in consumer.partitions_for_topic(dlq(topic)) or ()]
+        assert partitions, f"{dlq(topic)} does not exist"
+        return sum(consumer.end_offsets(partitions).values())
+    finally:
+        consumer.close()
+
+
+def test_a_corrected_sla_credit_deducts_or_takes_back_only_the_difference_once(start_service, broker, topic_prefix):
     client = start_service("payments")
     set_clock(client, morning("2026-11-02"))
-    contracts = Contracts(broker, topic_prefix)
+    contracts, published = Contracts(broker, topic_prefix), PaymentsTopic(broker, topic_prefix)
     terms = software_development_terms(contract_id="c-credit-fix")
     cid = terms.contract_id
     contracts.publish(ContractSigned(contract_id=cid, org="acme", version=1, terms=terms), morning("2026-09-01"))
@@ -390,27 +402,82 @@ def test_a_corrected_sla_credit_deducts_only_the_difference_once(start_service, 
                                  metric_keys=["availability"], credit_id=credit_id, revision=revision,
                                  previously_assessed=D(previously), replaces=replaces)
 
-    def notes() -> dict[str, str]:
-        return {n["credit_id"]: n["amount"] for n in schedule_of(client, cid)["credit_notes"]}
+    def publish(credit: SlaCreditAssessed, day: str) -> Envelope:
+        return contracts.publish(credit, morning(day), source="/qiyue/sla")
 
-    first = contracts.publish(assessed("5000.00", "cr-1"), morning("2026-11-01"), source="/qiyue/sla")
+    def credit_ids() -> set[str]:
+        view = schedule_of(client, cid)
+        return {n["credit_id"] for n in view["credit_notes"]} | {w["credit_id"] for w in view["credit_withdrawals"]}
+
+    def credited() -> dict[str, str]:
+        return {t["key"]: t["credited"] for t in schedule_of(client, cid)["tranches"]}
+
+    first = publish(assessed("5000.00", "cr-1"), "2026-11-01")
     contracts.send(first)                                                           # redelivered
     # Late input raised October's credit to ¥8,000.00: only ¥3,000.00 more is deducted, under its own id,
     # however often the correction arrives (a fresh copy of it included).
     for _ in range(2):
-        contracts.publish(assessed("8000.00", "cr-2", revision=2, previously="5000.00", replaces="cr-1"),
-                          morning("2026-11-03"), source="/qiyue/sla")
-    # A correction lowering the credit cannot be taken back yet: it is refused (dead-lettered), nothing changes.
-    contracts.publish(assessed("6000.00", "cr-3", revision=3, previously="8000.00", replaces="cr-2"),
-                      morning("2026-11-04"), source="/qiyue/sla")
-    contracts.publish(assessed("100.00", "cr-fence"), morning("2026-11-05"), source="/qiyue/sla")
-    wait_until(lambda: "cr-fence" in notes(), message="the fence credit arrived after the others")
-    assert notes() == {"cr-1": "5000.00", "cr-2": "3000.00", "cr-fence": "100.00"}
+        publish(assessed("8000.00", "cr-2", revision=2, previously="5000.00", replaces="cr-1"), "2026-11-03")
+    # Then lowered to ¥6,000.00: the ¥2,000.00 comes back off the unpaid signing tranche.
+    lowered = publish(assessed("6000.00", "cr-3", revision=3, previously="8000.00", replaces="cr-2"), "2026-11-04")
+    wait_until(lambda: "cr-3" in credit_ids(), message="the lowering correction applied")
+    assert credited() == {"signing": "6000.00", "requirements": "0.00", "final": "0.00", "retention": "0.00"}
     view = schedule_of(client, cid)
-    credited = sum(D(t["credited"]) for t in view["tranches"])
-    assert credited + D(view["credit_carried_forward"]) == D("8100.00")
-    dead = KafkaConsumer(dlq(topic_prefix + "sla.events"), bootstrap_servers=broker.bootstrap, group_id=None,
-                         auto_offset_reset="earliest", consumer_timeout_ms=15000)
-    letter = json.loads(next(iter(dead)).value)
-    dead.close()
-    assert (letter["credit_id"], letter["amount"], letter["previously_assessed"]) == ("cr-3", "6000.00", "8000.00")
+    assert {n["credit_id"]: (n["amount"], n["withdrawn"]) for n in view["credit_notes"]} == {
+        "cr-1": ("5000.00", "0.00"), "cr-2": ("3000.00", "2000.00")}
+    assert tranche(view, "signing")["outstanding"] == "364370.37"
+
+    # Signing is invoiced; a second lowering (to ¥1,000.00) cannot touch it: the ¥5,000.00 is added
+    # to the next unpaid, uninvoiced tranche instead.
+    invoiced = client.post(f"/v1/payment-schedules/{cid}/invoices", headers=FINANCE,
+                           json={"tranche_id": tranche(view, "signing")["id"]})
+    assert invoiced.status_code == 201, invoiced.text
+    again = publish(assessed("1000.00", "cr-4", revision=4, previously="6000.00", replaces="cr-3"), "2026-11-05")
+    wait_until(lambda: "cr-4" in credit_ids(), message="the second lowering correction applied")
+    after = schedule_of(client, cid)
+    assert {t["key"]: (t["credited"], t["outstanding"]) for t in after["tranches"]} == {
+        "signing": ("6000.00", "364370.37"), "requirements": ("-5000.00", "375370.37"),
+        "final": ("0.00", "370370.36"), "retention": ("0.00", "123456.79")}
+    assert (after["credit_owed"], after["credit_carried_forward"]) == ("0.00", "0.00")
+
+    # Both corrections delivered again, as they were and as fresh copies: nothing changes.
+    for envelope in (lowered, again):
+        contracts.send(envelope)
+    publish(assessed("6000.00", "cr-3", revision=3, previously="8000.00", replaces="cr-2"), "2026-11-04")
+    publish(assessed("1000.00", "cr-4", revision=4, previously="6000.00", replaces="cr-3"), "2026-11-05")
+    publish(assessed("100.00", "cr-fence"), "2026-11-06")
+    wait_until(lambda: "cr-fence" in credit_ids(), message="the fence credit arrived after the others")
+    final = schedule_of(client, cid)
+    # (the fence credit, like any credit, comes off the first tranche still owing: signing)
+    assert {t["key"]: t["credited"] for t in final["tranches"]} == {
+        "signing": "6100.00", "requirements": "-5000.00", "final": "0.00", "retention": "0.00"}
+    assert [(w["credit_id"], w["amount"], w["released"], w["debited"]) for w in final["credit_withdrawals"]] == [
+        ("cr-3", "2000.00", "2000.00", "0.00"), ("cr-4", "5000.00", "0.00", "5000.00")]
+    withdrawn = published.wait_for("credit.withdrawn", count=2)
+    assert sorted((e["credit_id"], e["amount"]) for e in withdrawn) == [("cr-3", "2000.00"), ("cr-4", "5000.00")]
+    # One debit per credit note lowered: cr-2's last ¥1,000.00, then ¥4,000.00 of cr-1.
+    assert sorted((e["credit_id"], e["tranche_key"], e["amount"]) for e in published.wait_for(
+        "credit.debited", count=2)) == [("cr-1", "requirements", "4000.00"), ("cr-2", "requirements", "1000.00")]
+    assert dead_letters(broker, topic_prefix + "sla.events") == 0
+
+
+def test_a_credit_lowered_before_the_schedule_exists_is_deducted_as_lowered(start_service, broker, topic_prefix):
+    client = start_service("payments")
+    set_clock(client, morning("2026-11-02"))
+    contracts = Contracts(broker, topic_prefix)
+    terms = software_development_terms(contract_id="c-credit-early")
+    cid = terms.contract_id
+    for credit in (SlaCreditAssessed(contract_id=cid, org="acme", period="2026-10", amount=D("5000.00"),
+                                     currency="CNY", metric_keys=["availability"], credit_id="early-1"),
+                   SlaCreditAssessed(contract_id=cid, org="acme", period="2026-10", amount=D("3000.00"),
+                                     currency="CNY", metric_keys=["availability"], credit_id="early-2", revision=2,
+                                     previously_assessed=D("5000.00"), replaces="early-1")):
+        contracts.publish(credit, morning("2026-11-01"), source="/qiyue/sla")
+    wait_until(lambda: count(client, CreditWithdrawalRow, contract_id=cid) == 1, message="kept until the schedule")
+    assert count(client, CreditNoteRow, contract_id=cid) == 1
+    contracts.publish(ContractSigned(contract_id=cid, org="acme", version=1, terms=terms), morning("2026-09-01"))
+    wait_until(lambda: client.get(f"/v1/payment-schedules/{cid}", headers=VIEWER).status_code == 200,
+               message="schedule created")
+    view = schedule_of(client, cid)
+    assert (tranche(view, "signing")["credited"], view["credit_carried_forward"]) == ("3000.00", "0.00")
+    assert [(w["credit_id"], w["from_carried_forward"]) for w in view["credit_withdrawals"]] == [("early-2", "2000.00")]

@@ -425,6 +425,117 @@ def test_credits_that_arrived_before_the_schedule_are_deducted_when_it_is_create
     assert by_key(s, "signing").outstanding == D("369370.37")
 
 
+# ---------------------------------------------------------------------- credits lowered by a correction
+
+def one_tranche_schedule() -> PaymentSchedule:
+    return PaymentSchedule.from_terms(software_development_terms(total_amount="1000.00", tranches=[
+        {"key": "all", "label": "全款", "percent": "100", "amount": "1000.00", "trigger": {"kind": "on_signing"},
+         "due": {"days": 30}}], milestones=[]), d("2026-09-01"), d("2026-09-01"))
+
+
+def test_a_lowered_credit_comes_off_what_is_carried_forward_first_then_is_owed():
+    s = one_tranche_schedule()
+    only = by_key(s, "all")
+    s.record_payment(only.id, D("800.00"), d("2026-09-05"), "r1", "fin")
+    s.receive_credit("cr-1", "2026-09", D("500.00"), "CNY", ["csat"], d("2026-10-05"))   # 200 deducted, 300 carried
+    drain(s)
+    w = s.withdraw_credit("cr-2", "2026-09", D("200.00"), "CNY", d("2026-10-20"), replaces="cr-1")
+    assert (w.from_carried_forward, w.released, w.debited, w.owed) == (D("200.00"), 0, 0, 0)
+    assert (only.credited, s.carried_forward(), s.credit_owed()) == (D("200.00"), D("100.00"), 0)
+    (event,) = drain(s)
+    assert (event.event_type, event.credit_id, event.replaces, event.amount, event.from_carried_forward,
+            event.released) == ("credit.withdrawn", "cr-2", "cr-1", D("200.00"), D("200.00"), [])
+    # Lowered again by 250.00: the last 100.00 carried, then 150.00 that a paid tranche already took.
+    # Nothing is left unpaid and uninvoiced to carry it: the client owes it, and the event says so.
+    w = s.withdraw_credit("cr-3", "2026-09", D("250.00"), "CNY", d("2026-10-21"), replaces="cr-2")
+    assert (w.from_carried_forward, w.released, w.debited, w.owed) == (D("100.00"), 0, 0, D("150.00"))
+    assert (only.credited, only.status, s.carried_forward(), s.credit_owed()) == (
+        D("200.00"), "settled", 0, D("150.00"))
+    (event,) = drain(s)
+    assert (event.debited, event.owed) == (0, D("150.00"))
+    with pytest.raises(Invalid):   # more than the month still credits (500 - 200 - 250 = 50)
+        s.withdraw_credit("cr-4", "2026-09", D("50.01"), "CNY", d("2026-10-22"))
+    with pytest.raises(Invalid):
+        s.withdraw_credit("cr-5", "2026-09", D("1.00"), "USD", d("2026-10-22"))
+
+
+def test_a_lowered_credit_is_released_from_unpaid_tranches_newest_note_first():
+    s = PaymentSchedule.from_terms(software_development_terms(), d("2026-09-01"), d("2026-09-01"))
+    signing = by_key(s, "signing")
+    s.receive_credit("cr-1", "2026-08", D("5000.00"), "CNY", [], d("2026-09-05"))
+    s.receive_credit("cr-2", "2026-08", D("3000.00"), "CNY", [], d("2026-09-06"))   # a raising correction
+    drain(s)
+    w = s.withdraw_credit("cr-3", "2026-08", D("2000.00"), "CNY", d("2026-09-08"), replaces="cr-2")
+    assert (w.from_carried_forward, w.released, w.debited, w.owed) == (0, D("2000.00"), 0, 0)
+    assert (signing.credited, signing.outstanding) == (D("6000.00"), D("364370.37"))
+    first, second = s.credit_notes
+    assert (first.net, second.net, second.remaining) == (D("5000.00"), D("1000.00"), 0)
+    # cr-2's deduction is reversed whole and its kept 1,000.00 deducted again from the withdrawal's day.
+    assert [(a.amount, a.applied_on, a.reversed_on) for a in second.applications] == [
+        (D("3000.00"), d("2026-09-06"), d("2026-09-08")), (D("1000.00"), d("2026-09-08"), None)]
+    (event,) = drain(s)
+    assert [(r.tranche_key, r.amount, r.outstanding, r.status) for r in event.released] == [
+        ("signing", D("2000.00"), D("364370.37"), "due")]
+    # Lowered by 5,000.00 more: cr-2's last 1,000.00, then 4,000.00 of cr-1.
+    s.withdraw_credit("cr-4", "2026-08", D("5000.00"), "CNY", d("2026-09-09"), replaces="cr-3")
+    assert (signing.credited, first.net, second.net, s.carried_forward()) == (D("1000.00"), D("1000.00"), 0, 0)
+
+
+def test_a_tranche_settled_by_credit_alone_owes_again_when_it_is_released():
+    s = PaymentSchedule.from_terms(software_development_terms(), d("2026-09-01"), d("2026-09-01"))
+    signing, requirements = by_key(s, "signing"), by_key(s, "requirements")
+    s.receive_credit("cr-1", "2026-08", D("400000.00"), "CNY", [], d("2026-09-05"))
+    assert (signing.status, requirements.credited) == ("settled", D("29629.63"))
+    # The latest deduction (requirements) is released first, then part of signing's.
+    s.withdraw_credit("cr-2", "2026-08", D("50000.00"), "CNY", d("2026-09-08"))
+    assert (requirements.credited, requirements.status) == (0, "pending")
+    assert (signing.credited, signing.outstanding, signing.status, signing.settled_on) == (
+        D("350000.00"), D("20370.37"), "due", None)
+
+
+def test_credit_on_a_paid_or_invoiced_tranche_is_carried_as_a_debit_to_the_next_unpaid_one():
+    s = PaymentSchedule.from_terms(software_development_terms(), d("2026-09-01"), d("2026-09-01"))
+    signing, requirements = by_key(s, "signing"), by_key(s, "requirements")
+    s.receive_credit("cr-1", "2026-08", D("5000.00"), "CNY", [], d("2026-09-05"))
+    s.issue_invoice(signing.id, "INV-2026-000001", d("2026-09-06"), "fin")   # for 365,370.37
+    drain(s)
+    w = s.withdraw_credit("cr-2", "2026-08", D("2000.00"), "CNY", d("2026-09-08"), replaces="cr-1")
+    assert (w.from_carried_forward, w.released, w.debited, w.owed) == (0, 0, D("2000.00"), 0)
+    assert (signing.credited, signing.outstanding) == (D("5000.00"), D("365370.37"))   # as invoiced
+    assert (requirements.credited, requirements.outstanding) == (D("-2000.00"), D("372370.37"))
+    withdrawn, debited = drain(s)
+    assert (withdrawn.event_type, withdrawn.debited, withdrawn.owed) == ("credit.withdrawn", D("2000.00"), 0)
+    assert (debited.event_type, debited.credit_id, debited.tranche_key, debited.amount, debited.outstanding) == (
+        "credit.debited", "cr-1", "requirements", D("2000.00"), D("372370.37"))
+    assert s.outstanding() == D(TOTAL) - D("3000.00")
+    # An amendment replaces the unpaid tranches: the debit follows to the first of the new ones.
+    s.rebaseline(amended_terms(), d("2026-09-10"), d("2026-09-10"))
+    assert (by_key(s, "requirements").credited, s.credit_owed()) == (D("-2000.00"), 0)
+    assert s.outstanding() == D("1334567.89") - D("3000.00")
+
+
+def test_a_debit_on_a_tranche_cancelled_by_termination_stays_owed_on_the_schedule():
+    s = PaymentSchedule.from_terms(software_development_terms(), d("2026-09-01"), d("2026-09-01"))
+    signing = by_key(s, "signing")
+    s.receive_credit("cr-1", "2026-08", D("5000.00"), "CNY", [], d("2026-09-05"))
+    s.record_payment(signing.id, D("1000.00"), d("2026-09-06"), "r1", "fin")
+    s.withdraw_credit("cr-2", "2026-08", D("2000.00"), "CNY", d("2026-09-08"))
+    assert by_key(s, "requirements").credited == D("-2000.00")
+    s.terminate(d("2026-09-10"), at(d("2026-09-10")))          # requirements, final, retention cancelled
+    assert (s.credit_owed(), s.carried_forward(), signing.credited) == (D("2000.00"), 0, D("5000.00"))
+
+
+def test_a_correction_is_applied_once():
+    s = PaymentSchedule.from_terms(software_development_terms(), d("2026-09-01"), d("2026-09-01"))
+    s.receive_credit("cr-1", "2026-08", D("5000.00"), "CNY", [], d("2026-09-05"))
+    assert s.withdraw_credit("cr-2", "2026-08", D("2000.00"), "CNY", d("2026-09-08")) is not None
+    drain(s)
+    assert s.withdraw_credit("cr-2", "2026-08", D("2000.00"), "CNY", d("2026-09-09")) is None
+    assert s.withdraw_credit("cr-1", "2026-08", D("1000.00"), "CNY", d("2026-09-09")) is None   # a credit's id
+    assert s.receive_credit("cr-2", "2026-08", D("1000.00"), "CNY", [], d("2026-09-09")) is None
+    assert (by_key(s, "signing").credited, len(s.credit_withdrawals), s.events) == (D("3000.00"), 1, [])
+
+
 # ---------------------------------------------------------------------- termination
 
 def test_termination_cancels_what_is_not_due_and_keeps_what_is():

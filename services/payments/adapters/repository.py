@@ -15,11 +15,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.payments.adapters.tables import (CalendarFeedRow, CreditApplicationRow, CreditNoteRow,
-                                               InvoiceCounterRow, InvoiceRow, MilestoneReviewRow, MilestoneRow,
-                                               PaymentRow, ScheduleRow, TrancheRow)
+                                               CreditWithdrawalRow, InvoiceCounterRow, InvoiceRow, MilestoneReviewRow,
+                                               MilestoneRow, PaymentRow, ScheduleRow, TrancheRow)
 from services.payments.domain.due_dates import DueTerm
 from services.payments.domain.late_fees import LateFeeRule, LateFeeTerms
-from services.payments.domain.ledger import CreditApplication, CreditNote, Invoice, Payment
+from services.payments.domain.ledger import CreditApplication, CreditNote, CreditWithdrawal, Invoice, Payment
 from services.payments.domain.milestones import Milestone, MilestoneReview
 from services.payments.domain.schedule import PaymentSchedule, PaymentTranche, Trigger
 
@@ -95,12 +95,30 @@ def unattached_credit_notes(session: Session, contract_id: str) -> list[CreditNo
 
 
 def credit_known(session: Session, org: str, credit_id: str) -> bool:
-    return session.scalar(select(CreditNoteRow.id).where(CreditNoteRow.org == org,
-                                                         CreditNoteRow.credit_id == credit_id)) is not None
+    """A credit note or a withdrawal already kept under this credit id."""
+    return any(session.scalar(select(model.id).where(model.org == org, model.credit_id == credit_id)) is not None
+               for model in (CreditNoteRow, CreditWithdrawalRow))
 
 
 def add_unattached_credit(session: Session, org: str, contract_id: str, note: CreditNote) -> None:
     session.add(CreditNoteRow(org=org, contract_id=contract_id, **_note_values(note)))
+
+
+def credit_withdrawals(session: Session, contract_id: str) -> list[CreditWithdrawal]:
+    rows = session.scalars(select(CreditWithdrawalRow).where(CreditWithdrawalRow.contract_id == contract_id)
+                           .order_by(CreditWithdrawalRow.withdrawn_on, CreditWithdrawalRow.credit_id)).all()
+    return [_withdrawal(r) for r in rows]
+
+
+def add_unattached_withdrawal(session: Session, org: str, contract_id: str, notes: Iterable[CreditNote],
+                              withdrawal: CreditWithdrawal) -> None:
+    """A correction lowering credits still waiting for their schedule: the notes as lowered, and the withdrawal."""
+    base = dict(org=org, contract_id=contract_id)
+    for note in notes:
+        values = _note_values(note)
+        _put(session, CreditNoteRow, values.pop("id"), base, values)
+    _put(session, CreditWithdrawalRow, withdrawal.id, base, _withdrawal_values(withdrawal), update=False)
+    session.flush()
 
 
 # ---------------------------------------------------------------------- invoices
@@ -193,6 +211,7 @@ def _load(session: Session, contract_id: str, org: str | None, for_update: bool)
         payments=[Payment(p.id, p.tranche_id, p.invoice_id, _d(p.amount), p.received_on, p.reference, p.recorded_by)
                   for p in payments],
         credit_notes=[_credit_note(n, [a for a in applications if a.credit_note_id == n.id]) for n in notes],
+        credit_withdrawals=credit_withdrawals(session, cid),
     )
 
 
@@ -224,7 +243,18 @@ def _credit_note(r: CreditNoteRow, applications: Iterable[CreditApplicationRow])
     return CreditNote(r.id, r.credit_id, r.period, _d(r.amount), r.currency, tuple(r.metric_keys or ()),
                       r.received_on,
                       [CreditApplication(a.id, a.credit_note_id, a.tranche_id, _d(a.amount), a.applied_on,
-                                         a.reversed_on) for a in applications])
+                                         a.reversed_on) for a in applications], _d(r.withdrawn))
+
+
+def _withdrawal(r: CreditWithdrawalRow) -> CreditWithdrawal:
+    return CreditWithdrawal(r.id, r.credit_id, r.replaces, r.period, _d(r.amount), r.withdrawn_on,
+                            _d(r.from_carried_forward), _d(r.released), _d(r.debited), _d(r.owed))
+
+
+def _withdrawal_values(w: CreditWithdrawal) -> dict:
+    return dict(credit_id=w.credit_id, replaces=w.replaces, period=w.period, amount=w.amount,
+                withdrawn_on=w.withdrawn_on, from_carried_forward=w.from_carried_forward, released=w.released,
+                debited=w.debited, owed=w.owed)
 
 
 def _schedule_values(s: PaymentSchedule) -> dict:
@@ -246,7 +276,7 @@ def _late_fee_terms(rules: list[dict]) -> LateFeeTerms:
 
 def _note_values(n: CreditNote) -> dict:
     return dict(id=n.id, credit_id=n.credit_id, period=n.period, amount=n.amount, currency=n.currency,
-                metric_keys=list(n.metric_keys), received_on=n.received_on)
+                metric_keys=list(n.metric_keys), received_on=n.received_on, withdrawn=n.withdrawn)
 
 
 def _save_parts(session: Session, s: PaymentSchedule, now: dt.datetime) -> None:
@@ -284,6 +314,8 @@ def _save_parts(session: Session, s: PaymentSchedule, now: dt.datetime) -> None:
             _put(session, CreditApplicationRow, a.id, base, dict(
                 credit_note_id=a.credit_note_id, tranche_id=a.tranche_id, amount=a.amount, applied_on=a.applied_on,
                 reversed_on=a.reversed_on))
+    for w in s.credit_withdrawals:
+        _put(session, CreditWithdrawalRow, w.id, base, _withdrawal_values(w), update=False)
     session.flush()
 
 

@@ -169,6 +169,7 @@ class CreditNoteRow(Table, table=True):
     currency: str = Field(max_length=3)
     metric_keys: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     received_on: dt.date
+    withdrawn: Decimal = _money()    # taken back by corrections that lowered the month's credit
 
 
 class CreditApplicationRow(Table, table=True):
@@ -181,6 +182,24 @@ class CreditApplicationRow(Table, table=True):
     amount: Decimal = _money()
     applied_on: dt.date
     reversed_on: dt.date | None = None
+
+
+class CreditWithdrawalRow(Table, table=True):
+    """A correction that lowered a month's credit: kept under its credit id so it is applied once."""
+    __tablename__ = "credit_withdrawals"
+    __table_args__ = (UniqueConstraint("org", "credit_id", name="uq_credit_withdrawal_credit_id"),)
+    id: str = Field(primary_key=True, max_length=32)
+    org: str = Field(max_length=100)
+    contract_id: str = Field(index=True, max_length=64)
+    credit_id: str = Field(max_length=200)
+    replaces: str | None = Field(default=None, max_length=200)
+    period: str = Field(max_length=20)
+    amount: Decimal = _money()
+    withdrawn_on: dt.date
+    from_carried_forward: Decimal = _money()
+    released: Decimal = _money()
+    debited: Decimal = _money()
+    owed: Decimal = _money()
 
 
 class CalendarFeedRow(Table, table=True):

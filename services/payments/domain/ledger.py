@@ -5,7 +5,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal
+from typing import Iterable, Literal
 
 from services.payments.domain.money import ZERO
 
@@ -43,7 +43,11 @@ class Payment:
 
 @dataclass
 class CreditApplication:
-    """Part of a credit note deducted from one tranche; taken back if that tranche is replaced."""
+    """Part of a credit note deducted from one tranche; taken back if that tranche is replaced.
+
+    A negative amount is a debit: credit taken back by a correction that had already gone to a
+    paid or invoiced tranche, added to what another tranche owes.
+    """
     id: str
     credit_note_id: str
     tranche_id: str
@@ -67,6 +71,12 @@ class CreditNote:
     metric_keys: tuple[str, ...]
     received_on: dt.date
     applications: list[CreditApplication] = field(default_factory=list)
+    withdrawn: Decimal = ZERO         # taken back by corrections that lowered the month's credit
+
+    @property
+    def net(self) -> Decimal:
+        """What the note credits once corrections are taken into account."""
+        return self.amount - self.withdrawn
 
     @property
     def applied(self) -> Decimal:
@@ -74,5 +84,37 @@ class CreditNote:
 
     @property
     def remaining(self) -> Decimal:
-        """Carried forward to the tranches still to come."""
-        return self.amount - self.applied
+        """Carried forward to the tranches still to come; negative: a debit no tranche carries yet."""
+        return self.net - self.applied
+
+
+@dataclass(frozen=True)
+class CreditWithdrawal:
+    """A correction that lowered a month's credit by `amount`, and how it was taken back.
+
+    Kept so that the correction is applied once, however often it is delivered.
+    """
+    id: str
+    credit_id: str                    # the correction's own id (from the SLA service)
+    replaces: str | None              # the credit id it corrects
+    period: str
+    amount: Decimal
+    withdrawn_on: dt.date
+    from_carried_forward: Decimal     # credit not yet deducted from any tranche
+    released: Decimal                 # given back by unpaid, uninvoiced tranches (they owe more)
+    debited: Decimal                  # added to the next unpaid, uninvoiced tranche
+    owed: Decimal                     # no tranche could carry it: owed on the schedule
+
+
+def newest_first(notes: Iterable[CreditNote]) -> list[CreditNote]:
+    """Notes in the order a correction lowers them: the latest received first (later in the list on a tie)."""
+    return sorted(notes, key=lambda n: n.received_on)[::-1]
+
+
+def lower_carried_forward(notes: Iterable[CreditNote], amount: Decimal) -> Decimal:
+    """Lower the notes by what they still carry forward, newest first; returns what is left to take back."""
+    for note in newest_first(notes):
+        take = min(amount, max(note.remaining, ZERO))
+        note.withdrawn += take
+        amount -= take
+    return amount
