@@ -1,4 +1,5 @@
-"""Contract DOCX and redlines opened by a real office suite (LibreOffice, headless).
+"""Contract DOCX and redlines opened by a real office suite (LibreOffice, headless): each built-in
+template in each language converts to PDF with its Chinese text in the text layer and CJK fonts embedded.
 
 Skipped when LibreOffice is not installed. Needs: libreoffice-writer-nogui fonts-noto-cjk
 poppler-utils python3-uno (Debian packages).
@@ -93,6 +94,60 @@ def test_english_contract_converts_to_pdf_with_page_x_of_y(workdir, poppler):
     assert "1. Scope of Services" in text and "11. Termination" in text
     assert f"Page 1 of {pages}" in text and f"Page {pages} of {pages}" in text
     assert "Contract No. QY-2024-0043" in text
+
+
+# -- the built-in templates ---------------------------------------------------------------------
+
+TEMPLATES = ("software_development", "call_centre", "it_operations", "labour_outsourcing")
+LANGUAGES = ("zh-CN", "en")
+
+
+@pytest.fixture(scope="module")
+def template_pdfs(workdir, poppler) -> dict[tuple[str, str], tuple[Path, dict]]:
+    """Every built-in template in both languages, drafted from its samples and converted to PDF in
+    one LibreOffice run (one start-up instead of eight)."""
+    from services.contracts.domain import drafting
+    from services.contracts.domain.library_loader import load_library
+    library = load_library()
+    folder = workdir / "templates"
+    folder.mkdir()
+    sources = {}
+    for key in TEMPLATES:
+        template = library.template(key)
+        for language in LANGUAGES:
+            source = folder / f"{key}.{language}.docx"
+            draft = drafting.draft(template, language, dict(template.sample_variables))
+            source.write_bytes(render_docx(draft.document))
+            sources[(key, language)] = (source, {"title": draft.title, "number": draft.number,
+                                                 "samples": template.sample_variables})
+    subprocess.run(
+        [SOFFICE, f"-env:UserInstallation={_profile_url(workdir / 'convert-profile')}", "--headless",
+         "--norestore", "--convert-to", "pdf", "--outdir", str(folder), *(str(s) for s, _ in sources.values())],
+        check=True, capture_output=True, timeout=CONVERT_TIMEOUT * 2,
+    )
+    return {k: (source.with_suffix(".pdf"), info) for k, (source, info) in sources.items()}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("key", TEMPLATES)
+def test_each_template_converts_to_pdf_with_chinese_text_and_cjk_fonts(template_pdfs, key, language):
+    pdf, info = template_pdfs[(key, language)]
+    assert pdf.exists(), f"LibreOffice did not write {pdf.name}"
+    raw = pdf_text(pdf)
+    compact = "".join(raw.split())
+    samples = info["samples"]
+    # The Chinese party names are in the text layer in both languages; the zh-CN title too.
+    assert samples["client"]["name"] in compact and samples["vendor"]["name"] in compact
+    assert "".join(info["title"].split()) in compact
+    assert info["number"] in compact
+    pages = raw.count("\f")
+    assert pages >= 3
+    if language == "zh-CN":
+        assert "第一条" in compact and f"第1页共{pages}页" in compact and "人民币" in compact
+    else:
+        assert f"Page 1 of {pages}" in " ".join(raw.split())
+    fonts = pdf_fonts(pdf)
+    assert [name for name, embedded in fonts if embedded and "CJK" in name.upper()], fonts
 
 
 # -- redlines through UNO ----------------------------------------------------------------------

@@ -42,7 +42,10 @@ def _text(doc) -> str:
     for article in doc.articles:
         lines.append(article.heading)
         for block in article.blocks:
-            lines += [block.text] if isinstance(block, Paragraph) else [" | ".join(r) for r in (block.header, *block.rows)]
+            if isinstance(block, Paragraph):
+                lines.append(block.text)
+            else:
+                lines += [" | ".join(row) for row in (block.header, *block.rows)]
     return "\n".join(lines)
 
 
@@ -103,8 +106,8 @@ def test_every_missing_or_invalid_variable_is_listed_by_pointer_in_one_error(lib
             "/variables/tranches/2/trigger/milestone", "/variables/milestones/0/extra",
             "/variables/favourite_colour", "/positions/breach", "/positions/ip.ownership"} <= pointers
     assert all(p.startswith(("/variables/", "/positions/")) for p in pointers)
-    assert {e["pointer"] if isinstance(e, dict) and "pointer" in e else None
-            for e in caught.value.errors} != {None} or caught.value.errors   # the problem+json carries them
+    assert caught.value.status == 422   # the problem+json lists the same pointers
+    assert {e["pointer"] for e in caught.value.errors} == pointers
 
 
 def test_court_or_arbitration_needs_its_forum(library):
@@ -244,7 +247,7 @@ def test_injection_strings_given_as_variable_values_render_as_plain_text(library
         assert f"“{value}”" in parties
         scope = next(a for a in doc.articles if a.clause_key == "deliverables.software")
         assert value + " 平台" in scope.blocks[0].text
-        assert "49" not in parties
+        assert "“49”" not in parties
 
 
 def test_a_value_cannot_forge_a_table_marker(library):
@@ -407,3 +410,48 @@ def test_tables_come_out_as_tables(library):
     payment = next(a for a in doc.articles if a.clause_key == "payment.tranches")
     table = next(b for b in payment.blocks if isinstance(b, Table))
     assert table.header[0] == "付款阶段" and table.rows[-1][0] == "合计"
+
+
+def test_a_render_whose_words_disagree_with_the_figures_fails(library, monkeypatch):
+    from services.contracts.domain import rendering
+    from services.contracts.domain.rendering import ClauseTextError
+    monkeypatch.setattr(rendering, "rmb_uppercase", lambda amount: "人民币壹元整")
+    with pytest.raises(ClauseTextError, match="words"):
+        drafting.draft(library.template("software_development"), "zh-CN", _samples(library, "software_development"))
+
+
+# --- the library files ---------------------------------------------------------------------------
+
+def _library_with(tmp_path, name: str, text: str):
+    (tmp_path / "clauses").mkdir()
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "clauses" / name).write_text(text, encoding="utf-8")
+    return load_library(tmp_path)
+
+
+@pytest.mark.parametrize(("name", "text", "message"), [
+    ("a.yaml", "key: a\ntitle: {zh-CN: 甲, en: One, two}\nversions: []\n", "title must map exactly"),
+    ("b.yaml", "key: a\ntitle: {zh-CN: 甲, en: A}\nversions: []\n", "must be named a.yaml"),
+    ("a.yaml", "key: a\ntitle: {zh-CN: 甲, en: A}\nversions:\n  - version: 1.0.0\n    status: published\n"
+               "    positions:\n      - {key: standard, body: {zh-CN: '{{ x.__class__ }}', en: x}}\n", "private attribute"),
+    ("a.yaml", "key: a\ntitle: {zh-CN: 甲, en: A}\nversions:\n  - version: 1.0.0\n    status: published\n"
+               "    positions:\n      - {key: standard, body: {zh-CN: '{{ undeclared }}', en: x}}\n", "does not declare"),
+    ("a.yaml", "key: a\ntitle: {zh-CN: 甲, en: A}\nversions:\n  - {version: 1.0.0, status: published, positions: "
+               "[{key: standard, body: {zh-CN: 甲, en: A}}]}\n  - {version: 1.0.0, status: published, positions: "
+               "[{key: standard, body: {zh-CN: 乙, en: B}}]}\n", "never changes"),
+    ("a.yaml", "!!python/object/apply:os.system ['true']\n", "not valid YAML"),
+])
+def test_a_library_file_that_cannot_load_names_itself_and_the_problem(tmp_path, name, text, message):
+    from services.contracts.domain.library_loader import LibraryFileError
+    with pytest.raises(LibraryFileError, match=message) as caught:
+        _library_with(tmp_path, name, text)
+    assert caught.value.path.name == name
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_html_preview_escapes_what_the_user_typed(library, language):
+    from services.contracts.adapters.html_writer import render_html
+    variables = dict(_samples(library, "software_development"), project_name="<script>alert(1)</script>{{ 7*7 }}")
+    html = render_html(drafting.draft(library.template("software_development"), language, variables).document)
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;{{ 7*7 }}" in html
+    assert html.count("<table") >= 3   # deliverables, milestones, tranches

@@ -288,6 +288,9 @@ def _paragraphs(text: str) -> list[str]:
     return paragraphs
 
 
+_MARKER = re.compile(r"⟦table ([0-9a-f]{16}) (\d+)⟧")
+
+
 class _TableSink:
     """Table helpers for one render. A helper returns a marker carrying a per-render random
     nonce; the paragraph made of that marker becomes the table. A variable value cannot forge
@@ -309,13 +312,12 @@ class _TableSink:
         return f"\n\n⟦table {self.nonce} {len(self.tables) - 1}⟧\n\n"
 
     def blocks(self, text: str) -> tuple[Block, ...]:
-        marker = re.compile(rf"⟦table {self.nonce} (\d+)⟧")
         blocks: list[Block] = []
         for paragraph in _paragraphs(text):
-            found = marker.fullmatch(paragraph)
-            if found:
-                blocks.append(self.tables[int(found.group(1))])
-            elif marker.search(paragraph):
+            found = _MARKER.fullmatch(paragraph)
+            if found and found.group(1) == self.nonce:
+                blocks.append(self.tables[int(found.group(2))])
+            elif any(m.group(1) == self.nonce for m in _MARKER.finditer(paragraph)):
                 raise ValueError("a table helper must stand alone in its paragraph")
             else:
                 blocks.append(Paragraph(paragraph))

@@ -11,11 +11,14 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 from decimal import Decimal
-from typing import Iterable, Iterator, Literal
+from typing import TYPE_CHECKING, Iterable, Iterator, Literal
 
 from services.contracts.domain.approvals import RiskLimits
 from services.contracts.domain.document import ContractDocument, Paragraph, Table
 from shared.events.contracts import ContractTerms
+
+if TYPE_CHECKING:
+    from services.contracts.domain.drafting import Draft
 
 Severity = Literal["high", "medium", "low"]
 HUNDRED = Decimal(100)
@@ -48,7 +51,16 @@ class VersionFacts:
     variables: dict
     terms: ContractTerms
     document: ContractDocument
-    deviations: list[dict]          # [{"clause", "position", "kind": "fallback" | "custom"}]
+    deviations: list[dict]          # [{"clause", "position", "kind": "fallback" | "custom" | "omitted"}]
+
+    @classmethod
+    def of_draft(cls, draft: Draft, *, contract_id: str = "draft", org: str = "-", version: int = 1) -> VersionFacts:
+        """The facts of a draft straight from the engine, before it is stored."""
+        terms = ContractTerms.model_validate({**draft.terms, "contract_id": contract_id, "org": org,
+                                              "version": version})
+        deviations = [{"clause": d.clause_key, "kind": d.kind, "position": d.position} for d in draft.deviations]
+        return cls(kind=draft.kind, language=draft.language, variables=dict(draft.variables), terms=terms,
+                   document=draft.document, deviations=deviations)
 
 
 # Clauses a contract of each kind must contain, whatever its template says.
@@ -99,6 +111,9 @@ def _non_standard_positions(facts: VersionFacts) -> Iterator[Finding]:
         if d.get("kind") == "custom":
             yield Finding("custom_position", "medium", d["clause"],
                           "Custom text replaces the library wording of this clause; it needs an approver.")
+        elif d.get("kind") == "omitted":
+            yield Finding("clause_omitted", "medium", d["clause"],
+                          "This optional article is left out of the contract.")
         else:
             yield Finding("fallback_position", "low", d["clause"],
                           f"The fallback position '{d.get('position')}' is used instead of the standard one.")

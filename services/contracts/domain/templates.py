@@ -159,6 +159,7 @@ class ContractLibrary:
     def __init__(self, clauses: ClauseLibrary | None = None):
         self.clauses = clauses or ClauseLibrary()
         self._templates: dict[str, ContractTemplate] = {}
+        self._resolved: dict[str, ResolvedTemplate] = {}
 
     def add_template(self, template: ContractTemplate) -> ResolvedTemplate:
         if template.key in self._templates:
@@ -182,6 +183,15 @@ class ContractLibrary:
             ResolvedArticle(slot, self.clauses.clause(slot.clause).title,
                             self.clauses.resolve(slot.clause, slot.version))
             for slot in template.articles)
+        # Resolving builds the variable schema (a pydantic type per variable): reuse the last
+        # resolution while it is made of the very same template and clause version objects. Any
+        # change to the library (add, publish, deprecate) makes new objects, so it cannot go stale.
+        cached = self._resolved.get(template.key)
+        if cached is not None and cached.template is template and len(cached.articles) == len(articles) and \
+                all(a.clause_version is b.clause_version for a, b in zip(cached.articles, articles)):
+            return cached
         resolved = ResolvedTemplate(template, articles)
         resolved.check()
+        if self._templates.get(template.key) is template:
+            self._resolved[template.key] = resolved
         return resolved
