@@ -9,6 +9,7 @@ from shared.service import ServiceSpec, create_app
 from shared.settings import Settings
 from services.contracts.adapters.tables import metadata
 from services.contracts.api.routes import router
+from services.contracts.api import change_requests as change_requests_api
 from services.contracts.api import lifecycle as lifecycle_api
 from services.contracts.handlers import subscription
 from services.contracts.jobs import jobs
@@ -20,7 +21,7 @@ spec = ServiceSpec(
     description="Clause library, templates, drafting, documents, lifecycle, approvals, signatures, change requests.",
     metadata=metadata,
     migrations_dir=Path(__file__).with_name("migrations"),
-    routers=[router, lifecycle_api.router],
+    routers=[router, lifecycle_api.router, change_requests_api.router],
     produces=(TOPICS["contracts"],),
     subscription=subscription,
     jobs=jobs,

@@ -10,41 +10,25 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
-import json
+import threading
 from decimal import Decimal
 
 from docx import Document
-from kafka import KafkaConsumer
 from sqlalchemy import func, select
 
 from services.contracts.adapters.tables import AuditEntryRow, ContractRow, ContractVersionRow
-from shared.kafka import ensure_topics
-from tests.helpers import auth, wait_until
+from services.contracts.service_layer.drafting import Catalogue
+from tests.helpers import auth
+from tests.integration.test_contracts_lifecycle import ContractsTopic, assert_problem
 
 LEGAL = auth("legal", sub="legal-zhang")
 VIEWER, OTHER_ORG = auth("viewer"), auth("legal", org="other-org")
-PROBLEM = "application/problem+json"
 LANGUAGES = ("zh-CN", "en")
 
 
 def start(start_service):
     """The contracts service, migrated from its alembic history on a database of its own."""
     return start_service("contracts")
-
-
-class Topic:
-    """This test's `contracts.events`, read from the beginning."""
-
-    def __init__(self, broker, topic_prefix: str):
-        ensure_topics(broker.bootstrap, ("contracts.events",), 3, topic_prefix)
-        self.consumer = KafkaConsumer(topic_prefix + "contracts.events", bootstrap_servers=broker.bootstrap,
-                                      group_id=None, auto_offset_reset="earliest", consumer_timeout_ms=200)
-        self.seen: list[tuple[str, dict]] = []
-
-    def drafted(self) -> list[dict]:
-        for batch in self.consumer.poll(timeout_ms=100).values():
-            self.seen.extend((dict(r.headers)["ce_type"].decode(), json.loads(r.value)) for r in batch)
-        return [data for kind, data in self.seen if kind == "contract.drafted"]
 
 
 def templates(client) -> dict[str, dict]:
@@ -69,12 +53,6 @@ def created(response) -> dict:
     return response.json()
 
 
-def problem(response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    return response.json()
-
-
 def counts(client) -> tuple[int, int, int, int]:
     """Contracts, versions, audit entries and outbox rows in the service's database."""
     runtime = client.app.state.runtime
@@ -92,7 +70,7 @@ def document(client, cid: str, fmt: str = "docx", **params):
 
 
 def test_every_template_drafts_in_both_languages_from_its_samples(backend, start_service, broker, topic_prefix):
-    client, topic = start(start_service), Topic(broker, topic_prefix)
+    client, topic = start(start_service), ContractsTopic(broker, topic_prefix)
     found = templates(client)
     assert {"software_development", "call_centre", "it_operations", "labour_outsourcing"} <= set(found)
     listed = client.get("/v1/templates", headers=VIEWER).json()["items"]
@@ -121,10 +99,9 @@ def test_every_template_drafts_in_both_languages_from_its_samples(backend, start
             assert variables["client"]["name"] in text
             html = document(client, contract["id"], "html")
             assert html.headers["content-type"].startswith("text/html") and contract["title"] in html.text
-    seen = wait_until(lambda: len({e["contract_id"] for e in topic.drafted()}) >= len(drafted) and topic.drafted(),
-                      20, message="contract.drafted for every draft")
-    assert {e["contract_id"]: (e["template"], e["language"]) for e in seen} == drafted
-    assert all(e["org"] == "acme" and e["version"] == 1 for e in seen)
+    for cid, (key, language) in drafted.items():
+        event = topic.wait_for("contract.drafted", cid)
+        assert (event["template"], event["language"], event["org"], event["version"]) == (key, language, "acme", 1)
 
 
 def test_bad_variables_are_all_listed_and_nothing_is_written(backend, start_service):
@@ -135,15 +112,15 @@ def test_bad_variables_are_all_listed_and_nothing_is_written(backend, start_serv
     del variables["vendor"]
     variables["tranches"][0]["percent"] = "abc"
     variables["colour"] = "blue"
-    body = problem(draft(client, "software_development", variables=variables), 422)
+    body = assert_problem(draft(client, "software_development", variables=variables), 422)
     pointers = {e["pointer"] for e in body["errors"]}
     assert {"/variables/total_price/amount", "/variables/effective_date", "/variables/vendor",
             "/variables/tranches/0/percent", "/variables/colour"} <= pointers, pointers
-    assert problem(draft(client, "no_such_template"), 422)["errors"][0]["pointer"] == "/template"
-    assert "/language" in {e["pointer"] for e in problem(draft(client, "software_development", "fr"), 422)["errors"]}
-    assert problem(draft(client, "software_development", template_version="9.9.9"), 422)["errors"][0]["pointer"] \
+    assert assert_problem(draft(client, "no_such_template", variables={"x": 1}), 422)["errors"][0]["pointer"] == "/template"
+    assert "/language" in {e["pointer"] for e in assert_problem(draft(client, "software_development", "fr"), 422)["errors"]}
+    assert assert_problem(draft(client, "software_development", template_version="9.9.9"), 422)["errors"][0]["pointer"] \
         == "/template_version"
-    assert problem(draft(client, "software_development", headers=VIEWER), 403)
+    assert assert_problem(draft(client, "software_development", headers=VIEWER), 403)
     assert counts(client) == (0, 0, 0, 0)
 
     # Idempotency-Key: the retry answers the first answer; the key with another body is refused.
@@ -151,9 +128,9 @@ def test_bad_variables_are_all_listed_and_nothing_is_written(backend, start_serv
     first = created(draft(client, "software_development", headers=key))
     assert created(draft(client, "software_development", headers=key))["id"] == first["id"]
     other = sample(client, "software_development") | {"contract_number": "OTHER-1"}
-    assert problem(draft(client, "software_development", variables=other, headers=key), 422)
+    assert assert_problem(draft(client, "software_development", variables=other, headers=key), 422)
     # The same contract number twice in one organisation is a conflict naming the variable.
-    assert problem(draft(client, "software_development"), 409)["errors"][0]["pointer"] == \
+    assert assert_problem(draft(client, "software_development"), 409)["errors"][0]["pointer"] == \
         "/variables/contract_number"
     assert counts(client)[:2] == (1, 1)
     assert created(draft(client, "software_development", headers=OTHER_ORG))["id"] != first["id"]
@@ -164,10 +141,10 @@ def test_edits_need_the_current_etag_and_make_immutable_versions(backend, start_
     first = created(draft(client, "software_development"))
     cid, url = first["id"], f"/v1/contracts/{first['id']}"
     v1_doc = document(client, cid).content
-    problem(client.patch(url, json={"variables": {"project_name": "新名称"}}, headers=LEGAL), 428)
-    problem(client.patch(url, json={"variables": {"project_name": "新名称"}}, headers={**LEGAL, "If-Match": '"7"'}),
+    assert_problem(client.patch(url, json={"variables": {"project_name": "新名称"}}, headers=LEGAL), 428)
+    assert_problem(client.patch(url, json={"variables": {"project_name": "新名称"}}, headers={**LEGAL, "If-Match": '"7"'}),
             412)
-    problem(client.patch(url, json={"variables": {"total_price": None}}, headers={**LEGAL, "If-Match": '"1"'}), 422)
+    assert_problem(client.patch(url, json={"variables": {"total_price": None}}, headers={**LEGAL, "If-Match": '"1"'}), 422)
     assert counts(client)[:2] == (1, 1)
 
     patched = client.patch(url, json={"variables": {"project_name": "订单中台二期", "total_price": {
@@ -179,7 +156,7 @@ def test_edits_need_the_current_etag_and_make_immutable_versions(backend, start_
     assert sum(Decimal(t["amount"]) for t in v2["terms"]["tranches"]) == Decimal("1000000.01")
     assert v2["deviations"] == [{"clause": "term", "kind": "fallback", "position": "auto_renewal", "text": None}]
     # The stale ETag loses, and writes nothing.
-    problem(client.put(url, json={"variables": sample(client, "software_development")},
+    assert_problem(client.put(url, json={"variables": sample(client, "software_development")},
                        headers={**LEGAL, "If-Match": '"1"'}), 412)
     replaced = client.put(url, json={"variables": sample(client, "software_development")},
                           headers={**LEGAL, "If-Match": '"2"'})
@@ -198,7 +175,7 @@ def test_edits_need_the_current_etag_and_make_immutable_versions(backend, start_
 
     # Out of draft, no edit: 409 naming the state.
     assert client.post(f"{url}/submit", headers=LEGAL).status_code == 200
-    refused = problem(client.patch(url, json={"variables": {"project_name": "x"}},
+    refused = assert_problem(client.patch(url, json={"variables": {"project_name": "x"}},
                                    headers={**LEGAL, "If-Match": '"3"'}), 409)
     assert refused["current_state"] == "in_review"
     assert counts(client)[:2] == (1, 3)
@@ -227,25 +204,26 @@ def test_an_organisations_clause_versions(backend, start_service):
     definition = {"variables": builtin["variables"], "positions": builtin["positions"], "notes": "tightened"}
     definition["positions"][0]["body"]["en"] += "\n\nThis obligation survives termination."
     url = "/v1/clauses/confidentiality/versions"
-    assert problem(client.post(url, json={"version": builtin["version"], **definition}, headers=LEGAL), 409)
-    assert problem(client.post(url, json={"version": "1.1.0", **definition}, headers=VIEWER), 403)
+    assert assert_problem(client.post(url, json={"version": builtin["version"], **definition}, headers=LEGAL), 409)
+    assert assert_problem(client.post(url, json={"version": "1.1.0", **definition}, headers=VIEWER), 403)
     unsafe = copy.deepcopy(definition)
     unsafe["positions"][0]["body"]["en"] = "{{ ''.__class__.__mro__ }} {{ unknown_variable }}"
-    assert problem(client.post(url, json={"version": "1.1.0", **unsafe}, headers=LEGAL), 422)
+    assert assert_problem(client.post(url, json={"version": "1.1.0", **unsafe}, headers=LEGAL), 422)
 
     added = client.post(url, json={"version": "1.1.0", **definition}, headers=LEGAL)
-    assert added.status_code == 201, added.text and added.json()["status"] == "draft"
+    assert added.status_code == 201, added.text
+    assert added.json()["status"] == "draft"
     definition["notes"] = "tightened again"
     assert client.put(f"{url}/1.1.0", json=definition, headers=LEGAL).json()["notes"] == "tightened again"
     # A draft version is never drafted from; published, it is, for this organisation only.
     assert created(draft(client, "software_development"))["clause_versions"]["confidentiality"] == builtin["version"]
     assert client.post(f"{url}/1.1.0/publish", headers=LEGAL).json()["status"] == "published"
-    problem(client.put(f"{url}/1.1.0", json=definition, headers=LEGAL), 409)
-    problem(client.post(f"{url}/1.1.0/publish", headers=LEGAL), 409)
+    assert_problem(client.put(f"{url}/1.1.0", json=definition, headers=LEGAL), 409)
+    assert_problem(client.post(f"{url}/1.1.0/publish", headers=LEGAL), 409)
     variables = sample(client, "software_development") | {"contract_number": "NEW-1"}
-    mine = created(draft(client, "software_development", variables=variables))
+    mine = created(draft(client, "software_development", "en", variables=variables))
     assert mine["clause_versions"]["confidentiality"] == "1.1.0"
-    assert "survives termination" in document(client, mine["id"], "html", language="en").text or True
+    assert "survives termination" in document(client, mine["id"], "html").text
     theirs = created(draft(client, "software_development", headers=OTHER_ORG))
     assert theirs["clause_versions"]["confidentiality"] == builtin["version"]
     listed = {v["version"]: v["status"] for v in client.get("/v1/clauses/confidentiality", headers=VIEWER)
@@ -257,6 +235,39 @@ def test_an_organisations_clause_versions(backend, start_service):
     assert created(draft(client, "software_development", variables=variables))["clause_versions"][
         "confidentiality"] == builtin["version"]
     # The last published version of a clause a template needs cannot be deprecated.
-    problem(client.post(f"{url}/{builtin['version']}/deprecate", headers=LEGAL), 409)
+    assert_problem(client.post(f"{url}/{builtin['version']}/deprecate", headers=LEGAL), 409)
     assert client.get(f"/v1/contracts/{mine['id']}", headers=VIEWER).json()["clause_versions"][
         "confidentiality"] == "1.1.0"
+
+
+def test_a_library_that_does_not_load_is_503_and_the_rest_still_answers(backend, start_service):
+    client = start(start_service)
+
+    def broken():
+        raise ValueError("library/clauses/x.yaml: not valid YAML")
+
+    client.app.state.catalogue = Catalogue(load=broken)
+    body = assert_problem(client.get("/v1/templates", headers=VIEWER), 503)
+    assert "not valid YAML" in body["detail"]
+    assert_problem(draft(client, "software_development", variables={"contract_number": "X"}), 503)
+    assert client.get("/v1/contracts", headers=VIEWER).status_code == 200
+    assert counts(client) == (0, 0, 0, 0)
+
+
+def test_two_edits_of_the_same_version_at_once_one_wins(backend, start_service):
+    client = start(start_service)
+    cid = created(draft(client, "software_development"))["id"]
+    barrier, answers = threading.Barrier(2), []
+
+    def edit(name: str) -> None:
+        barrier.wait()
+        answers.append(client.patch(f"/v1/contracts/{cid}", json={"variables": {"project_name": name}},
+                                    headers={**LEGAL, "If-Match": '"1"'}).status_code)
+
+    threads = [threading.Thread(target=edit, args=(name,)) for name in ("甲方案", "乙方案")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(answers) == [200, 412]
+    assert counts(client)[:2] == (1, 2)

@@ -20,6 +20,7 @@ from shared.tables import BigId, UtcDateTime
 
 metadata = with_bookkeeping(MetaData())
 
+
 class Table(SQLModel, registry=registry(metadata=metadata)):
     """Base of every contracts table model (a registry of its own: services never share tables)."""
 
@@ -205,7 +206,7 @@ class ChangeRequestRow(Table, table=True):
     reason: str = Field(max_length=4000)
     status: str = Field(max_length=20)
     base_version: int
-    changes: dict = _json()                  # {"variables": {...}} proposed variable values
+    changes: dict = _json()                  # {"kinds", "description", "proposed": ProposedChange}
     assessment: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     review: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     revision: int
@@ -215,4 +216,23 @@ class ChangeRequestRow(Table, table=True):
     overdue_at: dt.datetime | None = _instant(nullable=True)     # when change_request.overdue was announced
     implemented_version: int | None = None
     created_at: dt.datetime = _instant()
+    updated_at: dt.datetime = _instant()
+
+
+class ChangePolicyRow(Table, table=True):
+    """An organisation's change policy (the approval chain of change requests); the default until set."""
+    __tablename__ = "change_policies"
+    org: str = Field(primary_key=True, max_length=100)
+    policy: dict = _json()
+    updated_by: str = Field(max_length=200)
+    updated_at: dt.datetime = _instant()
+
+
+class TrancheLockRow(Table, table=True):
+    """A tranche payments has invoiced or paid (from its events): no change request may touch it."""
+    __tablename__ = "tranche_locks"
+    contract_id: str = Field(primary_key=True, max_length=32)
+    tranche_key: str = Field(primary_key=True, max_length=100)
+    org: str = Field(max_length=100)
+    state: str = Field(max_length=20)        # invoiced | paid
     updated_at: dt.datetime = _instant()

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from typing import Any, Callable, Mapping
 
 from pydantic_core import to_jsonable_python
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.contracts.adapters import audit_log
@@ -25,7 +26,7 @@ from services.contracts.adapters.docx_writer import render_docx
 from services.contracts.adapters.tables import ClauseVersionRow, ContractRow, ContractVersionRow
 from services.contracts.domain import lifecycle as states
 from services.contracts.domain import risk_checks
-from services.contracts.domain.clauses import ClausePosition, ClauseVersion, PositionChoice
+from services.contracts.domain.clauses import ClauseLibrary, ClausePosition, ClauseVersion, PositionChoice
 from services.contracts.domain.drafting import Draft, draft
 from services.contracts.domain.library_loader import load_library
 from services.contracts.domain.templates import ContractLibrary, ResolvedTemplate
@@ -33,7 +34,7 @@ from services.contracts.domain.variables import SchemaError, VariableSpec
 from services.contracts.service_layer.lifecycle import (DOCUMENT, contract, deviations_of, document_of, new_id,
                                                         policy, snapshot, terms_of, version)
 from shared.auth import Principal
-from shared.errors import (Conflict, DomainError, Invalid, NotFound, PreconditionFailed, PreconditionRequired,
+from shared.errors import (Conflict, DomainError, Invalid, PreconditionFailed, PreconditionRequired,
                            field_error)
 from shared.events.contracts import ContractDrafted, ContractTerms
 from shared.uow import UnitOfWork
@@ -112,18 +113,31 @@ class Catalogue:
                 return view
         view = self.fresh(session, org)
         with self._lock:
+            for stale in [k for k in self._views if k[0] == org]:
+                del self._views[stale]
             self._views[(org, fingerprint)] = view
             while len(self._views) > self._keep:
                 self._views.popitem(last=False)
         return view
 
     def fresh(self, session: Session, org: str) -> Library:
-        """A private copy to change: the files loaded anew, the organisation's rows applied."""
-        self.builtin   # noqa: B018 - the same 503 when the files do not load
-        contracts = self._load()
+        """A private copy to change: the built-in library copied, the organisation's rows applied."""
+        contracts = _copy(self.builtin.contracts)
         for row in repo.clause_rows(session, org):
             _apply(contracts, row)
         return Library(contracts)
+
+
+def _copy(library: ContractLibrary) -> ContractLibrary:
+    """A library whose clauses can change without touching `library`. Versions are frozen, so the
+    copy shares them (and skips re-reading and re-checking the files); each clause's dict is new."""
+    clauses = ClauseLibrary()
+    for clause in library.clauses:
+        clauses.add_clause(clause.key, clause.title).versions.update(clause.versions)
+    copied = ContractLibrary(clauses)
+    for key in library.template_keys:
+        copied.add_template(library.template(key).template)
+    return copied
 
 
 def _apply(contracts: ContractLibrary, row: ClauseVersionRow) -> None:
@@ -180,12 +194,15 @@ def draft_contract(uow: UnitOfWork, library: Library, who: Principal, request: D
     _ensure_number_free(uow.session, who.org, drafted.number)
     contract_id = new_id()
     terms = _terms(drafted, contract_id, who.org, 1)
-    row = ContractRow(id=contract_id, org=who.org, number=drafted.number, title=drafted.title, kind=drafted.kind,
+    row = ContractRow(id=contract_id, org=who.org, number=drafted.number, kind=drafted.kind,
                       language=drafted.language, template_key=drafted.template_key, status=states.Status.DRAFT,
                       version=1, revision=1, authors=[who.sub], created_by=who.sub, created_at=now, updated_at=now,
                       **_search_columns(terms, drafted))
-    first = _version_row(row, drafted, terms, request, who.sub, now, reason=None)
-    repo.add_contract(uow.session, row, first)
+    first = _version_row(row, drafted, terms, request.variables, who.sub, now)
+    try:
+        repo.add_contract(uow.session, row, first)
+    except IntegrityError:   # the same number drafted at the same moment in another request
+        raise _number_taken(drafted.number) from None
     audit_log.record(uow.session, org=row.org, contract_id=row.id, actor=who.sub, action="contract.drafted",
                      before=None, after=snapshot(row), detail={"version": 1})
     _announce(uow, row)
@@ -246,29 +263,44 @@ def revise_contract(uow: UnitOfWork, library: Library, who: Principal, contract_
     states.ensure_allowed("edit", row.status)
     current = version(session, row, row.version)
     variables, positions = edit.applied_to(current.variables, position_inputs(current.positions))
-    request = DraftRequest(row.template_key, current.language, variables, positions, edit.template_version)
     template = _template(library, row.template_key, edit.template_version)
     drafted = draft(template, current.language, variables, positions, version=row.version + 1)
-    if drafted.number != row.number:
-        _ensure_number_free(session, who.org, drafted.number)
     before = snapshot(row)
-    terms = _terms(drafted, row.id, row.org, row.version + 1)
-    for name, value in _search_columns(terms, drafted).items():
-        setattr(row, name, value)
-    row.number, row.version, row.revision, row.updated_at = drafted.number, row.version + 1, row.revision + 1, now
-    row.authors = sorted(set(row.authors or []) | {who.sub})
-    new = _version_row(row, drafted, terms, request, who.sub, now, reason=edit.reason)
-    repo.add_version(session, new)
+    new = append_version(session, row, drafted, variables, who.sub, now, reason=edit.reason)
     audit_log.record(session, org=row.org, contract_id=row.id, actor=who.sub, action="contract.revised",
                      before=before, after=snapshot(row), detail={"version": row.version, "reason": edit.reason})
     _announce(uow, row)
     return row, new
 
 
+def append_version(session: Session, row: ContractRow, drafted: Draft, variables: Mapping[str, Any], author: str,
+                   now: dt.datetime, *, reason: str | None = None, change_request_id: str | None = None
+                   ) -> ContractVersionRow:
+    """Store `drafted` as the contract's next version and bring the row's searched columns along
+    (the caller has locked the row, and audits and announces the change as its kind requires)."""
+    if drafted.number != row.number:
+        _ensure_number_free(session, row.org, drafted.number)
+    terms = _terms(drafted, row.id, row.org, row.version + 1)
+    for name, value in _search_columns(terms, drafted).items():
+        setattr(row, name, value)
+    row.number, row.version, row.revision, row.updated_at = drafted.number, row.version + 1, row.revision + 1, now
+    row.authors = sorted(set(row.authors or []) | {author})
+    new = _version_row(row, drafted, terms, variables, author, now, reason, change_request_id)
+    try:
+        repo.add_version(session, new)
+    except IntegrityError:   # the new number was taken at the same moment in another request
+        raise _number_taken(drafted.number) from None
+    return new
+
+
 def _ensure_number_free(session: Session, org: str, number: str) -> None:
     if repo.number_taken(session, org, number):
-        raise Conflict(f"Contract number {number} is already used in this organisation.",
-                       errors=[field_error("/variables/contract_number", "already used by another contract")])
+        raise _number_taken(number)
+
+
+def _number_taken(number: str) -> Conflict:
+    return Conflict(f"Contract number {number} is already used in this organisation.",
+                    errors=[field_error("/variables/contract_number", "already used by another contract")])
 
 
 def _announce(uow: UnitOfWork, row: ContractRow) -> None:
@@ -290,12 +322,13 @@ def _search_columns(terms: ContractTerms, drafted: Draft) -> dict[str, Any]:
                 renewal_notice_days=terms.renewal_notice_days, title=terms.title)
 
 
-def _version_row(row: ContractRow, drafted: Draft, terms: ContractTerms, request: DraftRequest, author: str,
-                 now: dt.datetime, reason: str | None) -> ContractVersionRow:
+def _version_row(row: ContractRow, drafted: Draft, terms: ContractTerms, variables: Mapping[str, Any], author: str,
+                 now: dt.datetime, reason: str | None = None, change_request_id: str | None = None
+                 ) -> ContractVersionRow:
     return ContractVersionRow(
         id=new_id(), org=row.org, contract_id=row.id, version=row.version, template_key=drafted.template_key,
         template_version=drafted.template_version, language=drafted.language,
-        variables=jsonable(request.variables), values=jsonable(dict(drafted.variables)),
+        variables=jsonable(variables), values=jsonable(dict(drafted.variables)),
         positions={key: _choice_json(choice) for key, choice in drafted.positions.items()},
         clause_versions=dict(drafted.clause_versions),
         deviations=[{"clause": d.clause_key, "kind": d.kind, "position": d.position,
@@ -303,7 +336,7 @@ def _version_row(row: ContractRow, drafted: Draft, terms: ContractTerms, request
         terms=terms.model_dump(mode="json", exclude={"contract_id", "org", "version"}),
         document=DOCUMENT.dump_python(drafted.document, mode="json"),
         docx_sha256=hashlib.sha256(render_docx(drafted.document)).hexdigest(),
-        reason=reason, created_by=author, created_at=now)
+        reason=reason, change_request_id=change_request_id, created_by=author, created_at=now)
 
 
 def jsonable(value: Any) -> Any:

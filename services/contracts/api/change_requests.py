@@ -1,0 +1,182 @@
+"""HTTP entry points of change control (变更控制): change requests, their approval, the amendment.
+
+Roles (admin always passes): a PM, legal or a vendor user raises and submits a request; a PM,
+legal or an approver assesses it; the steps of the organisation's change policy decide it (PM;
+legal for price and terms; finance above a cost) and never the person who raised it; legal
+implements an approved request, which makes the amended contract version. Anybody of the
+organisation reads.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Body, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.contracts.adapters.docx_writer import render_docx
+from services.contracts.adapters.html_writer import render_html
+from services.contracts.adapters.redline import render_redline_docx
+from services.contracts.adapters.tables import ChangeRequestRow
+from services.contracts.domain.change_requests import (Assessment, ChangeKind, ChangePolicy, ProposedChange,
+                                                       allowed_commands)
+from services.contracts.service_layer import change_requests as cr_service
+from services.contracts.service_layer.drafting import Catalogue
+from shared.auth import Principal, require
+from shared.service import runtime_of
+from shared.uow import utcnow
+
+router = APIRouter(prefix="/v1", tags=["change requests"])
+
+READ = require()
+RAISE = require("pm", "legal", "vendor")
+ASSESS = require("pm", "legal", "approver")
+DECIDE = require("pm", "legal", "finance", "approver")
+IMPLEMENT = require("legal")
+ADMIN = require("admin")
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+ONE = "/change-requests/{request_id}"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RaiseIn(_In):
+    title: str = Field(min_length=1, max_length=500)
+    description: str = Field(min_length=1, max_length=8000)
+    reason: str = Field(min_length=1, max_length=4000)
+    kinds: list[ChangeKind] = Field(min_length=1)
+    changes: ProposedChange
+    submit: bool = Field(default=False, description="submit at once (starts the response-time clock)")
+
+
+class DecisionIn(_In):
+    comment: str | None = Field(default=None, max_length=4000)
+
+
+class RejectIn(_In):
+    comment: str = Field(min_length=1, max_length=4000)
+
+
+def view(cr: ChangeRequestRow) -> dict:
+    return {"id": cr.id, "contract_id": cr.contract_id, "number": f"CR-{cr.number}", "title": cr.title,
+            "description": cr.changes.get("description"), "reason": cr.reason, "kinds": cr.changes["kinds"],
+            "status": cr.status, "allowed_transitions": allowed_commands(cr.status),
+            "base_version": cr.base_version, "changes": cr.changes["proposed"], "assessment": cr.assessment,
+            "review": cr.review, "raised_by": cr.raised_by,
+            "submitted_at": _iso(cr.submitted_at), "assessment_due_at": _iso(cr.assessment_due_at),
+            "overdue": cr.overdue_at is not None, "implemented_version": cr.implemented_version,
+            "revision": cr.revision, "created_at": _iso(cr.created_at), "updated_at": _iso(cr.updated_at)}
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _library(request: Request, session, who: Principal):
+    catalogue: Catalogue = request.app.state.catalogue
+    return catalogue.of(session, who.org)
+
+
+def _run(request: Request, command, *args, library: bool = False) -> dict:
+    with runtime_of(request).uow() as uow:
+        extra = (_library(request, uow.session, args[0]),) if library else ()
+        result = command(uow, *extra, *args)
+        uow.commit()
+        cr = result[0] if isinstance(result, tuple) else result
+        return view(cr)
+
+
+@router.post("/contracts/{contract_id}/change-requests", status_code=201)
+def raise_request(contract_id: str, body: RaiseIn, request: Request, who: Principal = Depends(RAISE)):
+    """A request against the contract's current version; refused now if it could never apply."""
+    with runtime_of(request).uow() as uow:
+        library = _library(request, uow.session, who)
+        cr = cr_service.raise_request(uow, library, who, contract_id, title=body.title, description=body.description,
+                                      reason=body.reason, kinds=list(body.kinds), change=body.changes, now=utcnow())
+        if body.submit:
+            cr = cr_service.submit(uow, who, cr.id, utcnow())
+        uow.commit()
+        return view(cr)
+
+
+@router.get("/contracts/{contract_id}/change-requests")
+def list_requests(contract_id: str, request: Request, who: Principal = Depends(READ)):
+    with runtime_of(request).db.read_session() as session:
+        return {"items": [view(cr) for cr in cr_service.of_contract(session, who.org, contract_id)]}
+
+
+@router.get(ONE)
+def get_request(request_id: str, request: Request, who: Principal = Depends(READ)):
+    with runtime_of(request).db.read_session() as session:
+        return view(cr_service.change_request(session, who.org, request_id))
+
+
+@router.post(ONE + "/submit")
+def submit(request_id: str, request: Request, who: Principal = Depends(RAISE)):
+    return _run(request, cr_service.submit, who, request_id, utcnow())
+
+
+@router.post(ONE + "/assess")
+def assess(request_id: str, body: Assessment, request: Request, who: Principal = Depends(ASSESS)):
+    """The impact (cost, schedule days, risk, what it affects); again after a conflicting amendment."""
+    return _run(request, cr_service.assess, who, request_id, body, utcnow(), library=True)
+
+
+@router.post(ONE + "/approve")
+def approve(request_id: str, request: Request, who: Principal = Depends(DECIDE),
+            body: DecisionIn | None = Body(default=None)):
+    return _run(request, cr_service.approve, who, request_id, (body or DecisionIn()).comment, utcnow())
+
+
+@router.post(ONE + "/reject")
+def reject(request_id: str, body: RejectIn, request: Request, who: Principal = Depends(DECIDE)):
+    return _run(request, cr_service.reject, who, request_id, body.comment, utcnow())
+
+
+@router.post(ONE + "/withdraw")
+def withdraw(request_id: str, request: Request, who: Principal = Depends(RAISE)):
+    return _run(request, cr_service.withdraw, who, request_id, utcnow())
+
+
+@router.post(ONE + "/implement")
+def implement(request_id: str, request: Request, who: Principal = Depends(IMPLEMENT)):
+    """The amended contract version, its amendment and `contract.amended` (409 if it overlaps a newer one)."""
+    return _run(request, cr_service.implement, who, request_id, utcnow(), library=True)
+
+
+@router.get(ONE + "/amendment")
+def amendment(request_id: str, request: Request, who: Principal = Depends(READ),
+              format: Literal["docx", "html"] = "docx"):
+    """The amendment (补充协议) in the contract's language: what changed, article by article."""
+    with runtime_of(request).db.read_session() as session:
+        cr, document, _, _ = cr_service.amendment(session, who.org, request_id)
+    if format == "html":
+        return HTMLResponse(render_html(document))
+    return Response(render_docx(document), media_type=DOCX, headers={
+        "Content-Disposition": f'attachment; filename="{document.number}-CR-{cr.number}-amendment.docx"'})
+
+
+@router.get(ONE + "/redline")
+def redline(request_id: str, request: Request, who: Principal = Depends(READ)):
+    """The amended version against the one it replaced, with Word tracked changes."""
+    with runtime_of(request).db.read_session() as session:
+        cr, _, old, new = cr_service.amendment(session, who.org, request_id)
+    return Response(render_redline_docx(old, new, cr.raised_by, cr.updated_at), media_type=DOCX, headers={
+        "Content-Disposition": f'attachment; filename="{new.number}-CR-{cr.number}-redline.docx"'})
+
+
+@router.get("/change-policy")
+def get_policy(request: Request, who: Principal = Depends(READ)):
+    with runtime_of(request).db.read_session() as session:
+        return cr_service.policy(session, who.org).model_dump(mode="json")
+
+
+@router.put("/change-policy")
+def put_policy(body: ChangePolicy, request: Request, who: Principal = Depends(ADMIN)):
+    """Replace the organisation's change policy; requests already assessed keep their chain."""
+    with runtime_of(request).uow() as uow:
+        policy = cr_service.set_policy(uow, who, body, utcnow())
+        uow.commit()
+    return policy.model_dump(mode="json")
