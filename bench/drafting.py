@@ -26,9 +26,9 @@ LANGUAGES = ("zh-CN", "en")
 
 def run(env) -> dict:
     library = load_library()
-    iterations = 5 if env.quick else 40
+    iterations = 3 if env.quick else 30
     rows, figures = [], {}
-    for key in library.template_keys():
+    for key in library.template_keys:
         template = library.template(key)
         for language in LANGUAGES:
             variables = dict(template.sample_variables)

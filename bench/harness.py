@@ -84,11 +84,11 @@ class Env:
     tmp: Path
     quick: bool
 
-    def token(self, *roles: str, org: str = "acme") -> str:
-        return issue_token(self.secret, "bench", org, roles or ("viewer",))
+    def token(self, *roles: str, org: str = "acme", sub: str = "bench") -> str:
+        return issue_token(self.secret, sub, org, roles or ("viewer",))
 
-    def auth(self, *roles: str, org: str = "acme") -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token(*roles, org=org)}"}
+    def auth(self, *roles: str, org: str = "acme", sub: str = "bench") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(*roles, org=org, sub=sub)}"}
 
     def sqlite_url(self, name: str) -> str:
         return f"sqlite:///{self.tmp / (name + '-' + uuid.uuid4().hex[:6] + '.db')}"

@@ -20,20 +20,20 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-import uuid
 
 import httpx
 from sqlalchemy import MetaData, create_engine, text
 from sqlalchemy.engine import Connection
 
-from bench.harness import latency_figures, postgres_database, service, wait_for
-from bench.http_read import NotAvailable, _has_route, create_contract, started_contracts
+from bench.harness import latency_figures, postgres_database, service
+from bench.http_read import NotAvailable, has_route, create_contract, started_contracts
 from bench.report import Row
 from bench.sla_ingest import define, opened
 from shared.db import normalise_url
 from shared.pagination import encode_cursor
 
 CONTRACTS, TICKETS = 100_000, 1_000_000
+BUDGET_S, MIN_REQUESTS = 45.0, 30   # per endpoint: up to `requests` requests, fewer (not under 30) past 45 s
 
 
 def sizes(quick: bool) -> dict[str, int]:
@@ -46,7 +46,7 @@ def sizes(quick: bool) -> dict[str, int]:
 
 def run(env) -> dict:
     size = sizes(env.quick)
-    requests = 30 if env.quick else 200
+    requests = 20 if env.quick else 200
     result, rows = {"sizes": size, "requests": requests}, []
     result["sla"] = sla_scale(env, size, requests)
     for name, figures in result["sla"]["timings"].items():
@@ -55,7 +55,7 @@ def run(env) -> dict:
         result["contracts"] = contracts_scale(env, size, requests)
         for name, figures in result["contracts"]["timings"].items():
             rows += _rows(name, figures)
-    except NotAvailable as why:
+    except Exception as why:   # the SLA figures stand even if the contracts API is not there yet
         result["contracts"] = {"not_measured": str(why)}
         rows.append(Row("scale", f"contracts list/search at {size['contracts']:,} contracts", note=f"not measured: "
                                                                                                     f"{str(why)[:90]}"))
@@ -171,7 +171,10 @@ def _compare(client: httpx.Client, path: str, conn: Connection, requests: int, s
     if response.status_code != 200:
         raise RuntimeError(f"GET {path} answered {response.status_code}: {response.text[:300]}")
     api, plain = [], []
-    for _ in range(requests):
+    budget_ends = time.perf_counter() + BUDGET_S
+    for n in range(requests):
+        if n >= MIN_REQUESTS and time.perf_counter() > budget_ends:
+            break
         t0 = time.perf_counter()
         client.get(path).raise_for_status()
         api.append(time.perf_counter() - t0)
@@ -201,7 +204,9 @@ def contracts_scale(env, size: dict, requests: int) -> dict:
         with engine.begin() as conn:
             tables = _reflect(conn)
             clone(conn, tables["contracts"], "c.id = :seed",
-                  {"id": "'bench-' || g", "number": "c.number || '-' || g", "title": "c.title || ' ' || g"},
+                  {"id": "'bench-' || g", "number": "c.number || '-' || g",
+                   "search_text": "c.search_text || ' ' || lower(c.number) || '-' || g",
+                   "created_at": "c.created_at - g * interval '1 second'"},
                   size["contracts"] - 1, seed=seed)
             for name, table in tables.items():
                 if name != "contracts" and "contract_id" in table.columns and "id" in table.columns:
@@ -218,8 +223,8 @@ def contracts_scale(env, size: dict, requests: int) -> dict:
             if search:
                 timings["contracts search (one match by number)"] = _compare(
                     client, f"/v1/contracts?{search}=-{size['contracts'] // 2}", conn, requests,
-                    text("SELECT * FROM contracts WHERE org = 'acme' AND number LIKE :pattern LIMIT 51"),
-                    pattern=f"%-{size['contracts'] // 2}")
+                    text("SELECT * FROM contracts WHERE org = 'acme' AND search_text LIKE :pattern "
+                         "ORDER BY created_at DESC, id DESC LIMIT 51"), pattern=f"%-{size['contracts'] // 2}%")
         next(iter(timings.values()))["note"] = f"loaded in {loaded_s:g} s"
         client.close()
         engine.dispose()
@@ -228,7 +233,7 @@ def contracts_scale(env, size: dict, requests: int) -> dict:
 
 def _list_route() -> set[str] | None:
     """The query parameter names of GET /v1/contracts, or None when there is no such route."""
-    if not _has_route("GET", "/v1/contracts"):
+    if not has_route("GET", "/v1/contracts"):
         return None
     from services.contracts.app import spec
 

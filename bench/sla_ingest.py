@@ -38,7 +38,7 @@ ROUND_THE_CLOCK = {str(d): [["00:00", "24:00"]] for d in range(1, 8)}
 
 
 def run(env) -> dict:
-    api_items, topic_items, breaches = (2000, 300, 20) if env.quick else (20000, 5000, 200)
+    api_items, topic_items, breaches = (2000, 200, 20) if env.quick else (20000, 5000, 200)
     prefix = env.prefix()
     database = env.tmp / f"sla-ingest-{uuid.uuid4().hex[:6]}.db"
     with service("sla", env, f"sqlite:///{database}", prefix) as server:

@@ -3,6 +3,7 @@ the `Runtime` that runs it (database, outbox relay, consumer, scheduler), behind
 with the same operational endpoints everywhere (`/healthz`, `/readyz`, `/metrics`)."""
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -24,7 +25,7 @@ from shared.migrations import upgrade
 from shared.scheduler import ScheduledJob, Scheduler
 from shared.settings import Settings, settings_for
 from shared.tables import bookkeeping_tables
-from shared.uow import UnitOfWork
+from shared.uow import UnitOfWork, utcnow
 
 log = logging.getLogger("qiyue.service")
 
@@ -121,6 +122,11 @@ class Runtime:
         return broker_reachable(self.settings.kafka_bootstrap)
 
 
+def now_of(request: Request) -> dt.datetime:
+    """The service's clock: what a request handler calls "now"."""
+    return request.app.state.clock()
+
+
 def create_app(spec: ServiceSpec, settings: Settings | None = None, start: bool = True) -> FastAPI:
     settings = settings or settings_for(spec.name)
     logs.configure(spec.name, settings.log_level)
@@ -137,6 +143,10 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None, start: bool 
     app = FastAPI(title=spec.title or f"Qiyue {spec.name}", description=spec.description, version="0.1.0",
                   lifespan=lifespan)
     app.state.runtime, app.state.settings = runtime, settings
+    # One clock for requests and the scheduler, so "now" is the same for both (tests move it).
+    app.state.clock = utcnow
+    if runtime.scheduler is not None:
+        runtime.scheduler.clock = lambda: app.state.clock()
     errors.install(app)
     _install_middleware(app, runtime)
     _install_operational_routes(app, runtime)

@@ -6,12 +6,18 @@ is announced `renewal_notice_days` before the end date, and an active contract e
 after its end date. Days are Asia/Shanghai days; the job asks to run again at the next local
 midnight. Each change is claimed with a conditional UPDATE, so any number of replicas announce
 each one once.
+
+`change-requests-overdue` announces `change_request.overdue` once for each submitted request
+that was not assessed within the change-control clause's response time, waking up at the next
+deadline.
 """
 from __future__ import annotations
 
+from services.contracts.service_layer.change_requests import announce_overdue
 from services.contracts.service_layer.lifecycle import advance_key_dates
 from shared.scheduler import ScheduledJob
 
 jobs: list[ScheduledJob] = [
     ScheduledJob("contracts-key-dates", advance_key_dates),
+    ScheduledJob("change-requests-overdue", announce_overdue),
 ]

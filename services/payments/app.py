@@ -6,7 +6,6 @@ from pathlib import Path
 from shared.events import TOPICS
 from shared.service import ServiceSpec, create_app
 from shared.settings import Settings
-from shared.uow import utcnow
 from services.payments.adapters.tables import metadata
 from services.payments.api.routes import router
 from services.payments.handlers import subscription
@@ -27,10 +26,4 @@ spec = ServiceSpec(
 
 def create(settings: Settings | None = None, start: bool = True):
     """The ASGI app (uvicorn runs it with --factory)."""
-    app = create_app(spec, settings, start=start)
-    # One clock for requests and the scheduler: "today" is the same for both (tests move it).
-    app.state.clock = utcnow
-    scheduler = app.state.runtime.scheduler
-    if scheduler is not None:
-        scheduler.clock = lambda: app.state.clock()
-    return app
+    return create_app(spec, settings, start=start)

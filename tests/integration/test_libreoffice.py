@@ -119,7 +119,9 @@ def template_pdfs(workdir, poppler) -> dict[tuple[str, str], tuple[Path, dict]]:
             draft = drafting.draft(template, language, dict(template.sample_variables))
             source.write_bytes(render_docx(draft.document))
             sources[(key, language)] = (source, {"title": draft.title, "number": draft.number,
-                                                 "samples": template.sample_variables})
+                                                 "samples": template.sample_variables,
+                                                 "last_article": draft.document.articles[-1],
+                                                 "closing": draft.document.closing})
     subprocess.run(
         [SOFFICE, f"-env:UserInstallation={_profile_url(workdir / 'convert-profile')}", "--headless",
          "--norestore", "--convert-to", "pdf", "--outdir", str(folder), *(str(s) for s, _ in sources.values())],
@@ -148,6 +150,20 @@ def test_each_template_converts_to_pdf_with_chinese_text_and_cjk_fonts(template_
         assert f"Page 1 of {pages}" in " ".join(raw.split())
     fonts = pdf_fonts(pdf)
     assert [name for name, embedded in fonts if embedded and "CJK" in name.upper()], fonts
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("key", TEMPLATES)
+def test_signature_blocks_share_the_last_page_with_the_last_article(template_pdfs, key, language):
+    pdf, info = template_pdfs[(key, language)]
+    pages = [page for page in pdf_text(pdf).split("\f") if page.strip()]
+    last_page = "".join(pages[-1].split())
+    samples = info["samples"]
+    # the blocks sit side by side, so a long name wraps and its lines interleave with the other's
+    assert samples["client"]["name"][:6] in last_page and samples["vendor"]["name"][:6] in last_page
+    assert all("".join(p.text.split()) in last_page for p in info["closing"])
+    last_paragraph = info["last_article"].blocks[-1].text
+    assert "".join(last_paragraph.split())[-20:] in last_page, "the signatures stand alone on the last page"
 
 
 # -- redlines through UNO ----------------------------------------------------------------------

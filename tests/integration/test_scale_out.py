@@ -1,21 +1,22 @@
 """Scale-out as deployed: two replicas of each service, one database per service, one broker.
 
-Each replica is a real `qiyue serve <service>` process configured only through `QIYUE_*`
-variables, as docker-compose and Kubernetes run them; the schema is migrated once beforehand,
-as the migration step does. One stream of `contract.activated` events feeds payments and sla at
-once, tickets arrive on `sla.ingest`, and the timers of both services (overdue tranches, late
-fees, ticket breaches) fire with no request coming in.
+One replica of each service is a real `qiyue serve <service>` process configured only through
+`QIYUE_*` variables, as the containers run it; its twin runs in the test's process (cheaper to
+start, and observable). The schema is migrated once beforehand, as the migration step does. One
+stream of `contract.activated` events feeds payments, sla and notifications at once, tickets
+arrive on `sla.ingest`, and the timers (overdue tranches, late fees, ticket breaches) fire with no
+request coming in.
 
-What is checked, across services and replicas: the replicas of a service share the partitions of
-their consumer group (both do work); one replica of each service is killed (SIGKILL: no goodbye
-to the group, its leases left held) while events are in flight, and the survivor takes over its
-partitions, its relay and its scheduler; in the end every event has had its effect once and
-every timer has fired once. "Once" counts distinct event ids on the output topics: the relay
-publishes at least once, and a row sent by the killed replica but not yet marked sent goes out
+What is checked, across services: the two replicas of a service share the partitions of their
+consumer group (both do work); then each process is killed (SIGKILL: no goodbye to the group,
+its relay and scheduler leases left held) with events in flight and timers pending, and its twin
+takes over its partitions, its relay and its scheduler; in the end every event has had its effect
+once and every timer has fired once. "Once" counts distinct event ids on the output topics: the
+relay publishes at least once, and a row the dead replica sent but had not marked sent goes out
 again under the same id, which consumers drop (the inbox).
 
-The per-service replica races (both schedulers on the same due rows, gap-free numbering) are in
-test_payments_service.py and test_sla_service.py.
+The per-service races (two schedulers on the same due rows, gap-free numbering under
+concurrency) are in test_payments_service.py and test_sla_service.py.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from kafka.partitioner.default import murmur2
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
+from services.notifications.app import spec as notifications_spec
 from services.payments.app import spec as payments_spec
 from services.sla.app import spec as sla_spec
 from shared.broker import free_port
@@ -48,12 +50,14 @@ from shared.events.sla import TOPIC as SLA_TOPIC
 from shared.events.sla import TicketEventRecorded
 from shared.migrations import upgrade
 from shared.settings import ROOT
-from tests.helpers import TEST_SECRET, wait_until
+from tests.conftest import POSTGRES
+from tests.helpers import TEST_SECRET, auth, wait_until
 from tests.integration.test_payments_service import Contracts
 from tests.unit.test_payments_domain import software_development_terms
 
 PARTITIONS = 3
-SPECS = {"payments": payments_spec, "sla": sla_spec}
+SPECS = {"payments": payments_spec, "sla": sla_spec, "notifications": notifications_spec}
+INBOX_OF = auth("viewer", sub="ops-1")
 UTC = dt.timezone.utc
 
 
@@ -61,35 +65,28 @@ def now() -> dt.datetime:
     return dt.datetime.now(UTC)
 
 
-# --- replicas: real processes ------------------------------------------------------------------
+@pytest.fixture
+def backend() -> str:
+    """One run, on what replicas share in production: PostgreSQL when it answers, else SQLite files
+    (the per-service replica tests run on both; this one twice would double its time)."""
+    return "postgres" if POSTGRES else "sqlite"
+
+
+# --- replicas ----------------------------------------------------------------------------------
 
 class Replica:
-    """One `qiyue serve` process."""
+    """One replica of a service, seen from outside: its HTTP API and its /metrics."""
+    name: str
 
-    def __init__(self, service: str, name: str, env: dict[str, str], log: Path):
-        self.service, self.name, self.port, self.log = service, name, free_port(), log
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "serve", service, "--port", str(self.port)],
-            cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    def get(self, path: str, **kw) -> httpx.Response:
+        raise NotImplementedError
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def ready(self) -> bool:
-        assert self.process.poll() is None, f"{self.name} exited:\n{self.log.read_text()[-3000:]}"
-        try:
-            return httpx.get(self.url + "/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
+    def post(self, path: str, **kw) -> httpx.Response:
+        raise NotImplementedError
 
     def samples(self, metric: str) -> list:
-        text = httpx.get(self.url + "/metrics", timeout=5).text
+        text = self.get("/metrics").text
         return [s for family in text_string_to_metric_families(text) for s in family.samples if s.name == metric]
-
-    def assigned(self, topic: str) -> bool:
-        """Its consumer reports lag for a partition of `topic`: it holds partitions of it."""
-        return any(s.labels["topic"] == topic for s in self.samples("qiyue_consumer_lag"))
 
     def total(self, metric: str, **labels: str) -> int:
         return int(sum(s.value for s in self.samples(metric) if labels.items() <= s.labels.items()))
@@ -100,18 +97,64 @@ class Replica:
     def timers_fired(self) -> int:
         return self.total("qiyue_scheduled_jobs_total")
 
+
+class Process(Replica):
+    """A `qiyue serve` process configured only by `QIYUE_*` variables, as the containers run."""
+
+    def __init__(self, service: str, env: dict[str, str], log: Path):
+        self.name, self.port, self.log = f"{service} (process)", free_port(), log
+        with log.open("wb") as output:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "shared.cli", "serve", service, "--port", str(self.port)],
+                cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+
+    def get(self, path: str, **kw) -> httpx.Response:
+        return httpx.get(f"http://127.0.0.1:{self.port}{path}", timeout=10, **kw)
+
+    def post(self, path: str, **kw) -> httpx.Response:
+        return httpx.post(f"http://127.0.0.1:{self.port}{path}", timeout=10, **kw)
+
+    def ready(self) -> bool:
+        assert self.process.poll() is None, f"{self.name} exited:\n{self.log.read_text()[-3000:]}"
+        try:
+            return self.get("/readyz").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def assigned(self, topic: str) -> bool:
+        """Its consumer reports the lag of partitions of `topic`: it has been assigned some."""
+        return any(s.labels["topic"] == topic for s in self.samples("qiyue_consumer_lag"))
+
     def kill(self) -> None:
-        """SIGKILL: no goodbye to the consumer group, leases left held, nothing flushed."""
+        """SIGKILL: no goodbye to the consumer group, its leases left held, nothing flushed."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
         self.process.wait(10)
 
 
+class InProcess(Replica):
+    """A replica in the test's process (start_service): cheaper to start, and its consumer observable."""
+
+    def __init__(self, service: str, client):
+        self.name, self.client = f"{service} (in-process)", client
+
+    def get(self, path: str, **kw):
+        return self.client.get(path, **kw)
+
+    def post(self, path: str, **kw):
+        return self.client.post(path, **kw)
+
+    def assigned(self) -> bool:
+        return self.client.app.state.runtime.consumer.ready.is_set()
+
 
 @pytest.fixture
-def replicas(broker, databases, topic_prefix, tmp_path):
-    """Two replicas of each service; each service's database is migrated once, first."""
-    started: dict[str, list[Replica]] = {}
+def replicas(broker, databases, topic_prefix, tmp_path, start_service):
+    """Two replicas of each service on its one database, migrated once beforehand.
+
+    The process starts first and takes the relay and scheduler leases: it is the one the test
+    kills. Its twin joins the consumer group next to it, which then splits the partitions.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("QIYUE_")}
     env.update(QIYUE_ENVIRONMENT="test", QIYUE_MIGRATE_ON_START="false", QIYUE_KAFKA_BOOTSTRAP=broker.bootstrap,
                QIYUE_KAFKA_PARTITIONS=str(PARTITIONS), QIYUE_TOPIC_PREFIX=topic_prefix, QIYUE_JWT_SECRET=TEST_SECRET,
@@ -122,19 +165,30 @@ def replicas(broker, databases, topic_prefix, tmp_path):
         urls[service] = databases.new(service)
         upgrade(spec.migrations_dir, urls[service])
         env[f"QIYUE_{service.upper()}_DATABASE_URL"] = urls[service]
+    processes = {service: Process(service, env, tmp_path / f"{service}.log") for service in SPECS}
     try:
-        for service in SPECS:
-            started[service] = [Replica(service, f"{service}-{n}", env, tmp_path / f"{service}-{n}.log")
-                                for n in "ab"]
-        everyone = [r for pair in started.values() for r in pair]
-        wait_until(lambda: all(r.ready() for r in everyone), 60, 0.2, "every replica ready")
-        # Both replicas of a service in its group: each holds some partitions of contracts.events.
-        wait_until(lambda: all(r.assigned(topic_prefix + CONTRACTS_TOPIC) for r in everyone), 60, 0.2,
-                   "every replica assigned partitions")
-        yield started, urls
+        wait_until(lambda: all(p.ready() for p in processes.values()), 60, 0.2, "every process ready")
+        wait_until(lambda: all(leases_held(s, urls[s]) for s in SPECS), 30, 0.2, "leases taken")
+        wait_until(lambda: all(p.assigned(topic_prefix + CONTRACTS_TOPIC) for p in processes.values()), 30, 0.2,
+                   "every process in its consumer group")
+        twins = {s: InProcess(s, start_service(s, database_url=urls[s], migrate_on_start=False)) for s in SPECS}
+        wait_until(lambda: all(t.assigned() for t in twins.values()), 60, 0.2, "the twins assigned partitions")
+        yield {s: [processes[s], twins[s]] for s in SPECS}, urls
     finally:
-        for replica in (r for pair in started.values() for r in pair):
-            replica.kill()   # the test is over: nothing to finish gracefully
+        for process in processes.values():
+            process.kill()   # the test is over: nothing to finish gracefully
+
+
+def leases_held(service: str, url: str) -> bool:
+    """The relay lease (and the scheduler lease, for a service with jobs) is held."""
+    spec = SPECS[service]
+    wanted = {f"{service}:outbox-relay"} | ({f"{service}:scheduler"} if spec.jobs else set())
+    db = Database.connect(url)
+    try:
+        with db.read_session() as s:
+            return wanted <= set(s.scalars(select(spec.tables["leases"].c.name)))
+    finally:
+        db.dispose()
 
 
 # --- what goes in ------------------------------------------------------------------------------
@@ -190,12 +244,19 @@ class Published:
                                       bootstrap_servers=broker.bootstrap, group_id=None, auto_offset_reset="earliest")
         self.records: list = []
 
-    def events(self, event_type: str) -> dict[str, dict]:
-        """Distinct events of a type, by event id (the relay may send one twice, never two of one)."""
+    def poll(self) -> list:
         for batch in self.consumer.poll(timeout_ms=100).values():
             self.records.extend(batch)
-        return {dict(r.headers)["ce_id"].decode(): json.loads(r.value) for r in self.records
+        return self.records
+
+    def events(self, event_type: str) -> dict[str, dict]:
+        """Distinct events of a type, by event id (the relay may send one twice, never two of one)."""
+        return {dict(r.headers)["ce_id"].decode(): json.loads(r.value) for r in self.poll()
                 if dict(r.headers)["ce_type"].decode() == event_type}
+
+    def distinct(self) -> int:
+        """How many distinct events there are, of every type."""
+        return len({dict(r.headers)["ce_id"] for r in self.poll()})
 
     def per(self, event_type: str, *fields: str) -> Counter:
         """How many distinct events of a type there are for each value of `fields`."""
@@ -213,6 +274,14 @@ def published(broker, topic_prefix):
     reader.close()
 
 
+@pytest.fixture
+def contracts(broker, topic_prefix):
+    """Publishes as the contracts service and a ticketing system would."""
+    publisher = Contracts(broker, topic_prefix)
+    yield publisher
+    publisher.producer.close(timeout=5)
+
+
 def inbox_rows(service: str, url: str) -> int:
     db = Database.connect(url)
     try:
@@ -228,15 +297,12 @@ def once_each(keys) -> Counter:
 
 # --- the test ----------------------------------------------------------------------------------
 
-def scheduler_holder(pair: list[Replica]) -> Replica:
-    """The replica holding the scheduler lease: the one whose scheduler fires the timers."""
-    return wait_until(lambda: max(pair, key=Replica.timers_fired) if any(r.timers_fired() for r in pair) else None,
-                      20, message="a scheduler fired a timer")
-
-
-def test_two_replicas_per_service_share_the_work_and_survive_losing_one(replicas, broker, topic_prefix, published):
+def test_two_replicas_per_service_share_the_work_and_survive_losing_one(replicas, contracts, published):
     started, urls = replicas
-    contracts = Contracts(broker, topic_prefix)
+    # Notifications puts every overdue tranche and every breach in one person's in-app inbox.
+    subscribed = started["notifications"][0].post("/v1/subscriptions", headers=auth("admin"), json={
+        "event_types": ["payment.overdue", "sla.breached"], "recipient": {"kind": "user", "user": "ops-1"}})
+    assert subscribed.status_code == 201, subscribed.text
     first, second, third = (contract_ids(6, tag) for tag in ("first", "second", "third"))
     everyone = first + second + third
 
@@ -246,19 +312,18 @@ def test_two_replicas_per_service_share_the_work_and_survive_losing_one(replicas
                message="the first contracts' signing tranches overdue")
     wait_until(lambda: set(published.per("sla.definition_created", "contract_id")) == set(first), 30,
                message="SLA definitions of the first contracts")
-    for replica in started["payments"] + started["sla"]:
+    for replica in (r for pair in started.values() for r in pair):
         assert replica.processed() > 0, f"{replica.name} got no partition of the group's work"
 
-    # Tickets and more contracts on their way; once the first tickets are at risk, the replica of each
-    # service that holds its scheduler lease dies, with breaches still to fire and events in flight.
+    # Tickets and more contracts on their way; once the first tickets are at risk, the process of each
+    # service dies, holding its leases, with breaches still to fire and events in flight.
     tickets = publish_tickets(contracts, first, "before")
     publish_contracts(contracts, second)
     wait_until(lambda: published.per("sla.at_risk", "ticket_id"), 20, message="the first ticket at risk")
-    doomed = [scheduler_holder(started["payments"]), scheduler_holder(started["sla"])]
-    for replica in doomed:
-        replica.kill()
-    survivors = [r for r in started["payments"] + started["sla"] if r not in doomed]
-    fired_before = {r.name: r.timers_fired() for r in survivors}
+    for process, _ in started.values():
+        process.kill()
+    survivors = {service: twin for service, (_, twin) in started.items()}
+    fired_before = {s: survivors[s].timers_fired() for s in ("payments", "sla")}
     tickets += publish_tickets(contracts, first, "after")
     publish_contracts(contracts, third)
 
@@ -267,7 +332,7 @@ def test_two_replicas_per_service_share_the_work_and_survive_losing_one(replicas
                message="every signing tranche overdue")
     wait_until(lambda: set(published.per("sla.breached", "ticket_id")) == set(tickets), 60,
                message="every ticket breached")
-    assert all(r.timers_fired() > fired_before[r.name] for r in survivors)
+    assert all(survivors[s].timers_fired() > fired_before[s] for s in fired_before), "the scheduler moved"
     # A fence: a ticket opened now breaches after everything above has settled.
     fence = publish_tickets(contracts, first[:1], "fence")
     wait_until(lambda: set(fence) <= set(published.per("sla.breached", "ticket_id")), 30, message="the fence")
@@ -285,3 +350,9 @@ def test_two_replicas_per_service_share_the_work_and_survive_losing_one(replicas
     # Every event consumed was recorded once, by one replica or the other; none was dead-lettered.
     assert inbox_rows("payments", urls["payments"]) == len(everyone)
     assert inbox_rows("sla", urls["sla"]) == len(everyone) + len(tickets) + len(fence)
+    # Notifications consumed every event of the other services once, and told ops-1 of each once.
+    wait_until(lambda: inbox_rows("notifications", urls["notifications"]) >= len(everyone) + published.distinct(), 30,
+               message="notifications consumed everything")
+    assert inbox_rows("notifications", urls["notifications"]) == len(everyone) + published.distinct()
+    inbox = survivors["notifications"].get("/v1/inbox", headers=INBOX_OF).json()
+    assert inbox["unread_count"] == len(everyone) + len(tickets) + len(fence)

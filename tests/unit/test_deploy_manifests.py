@@ -218,6 +218,11 @@ def test_compose_holds_no_literal_secret(compose):
                 assert password.startswith("${") and ":?" in password, f"{name}.{key}"
 
 
+@pytest.mark.skipif(shutil.which("git") is None or not (ROOT / ".git").exists(), reason="not a git checkout")
+def test_the_env_file_compose_reads_is_never_committed():
+    assert subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT).returncode == 0
+
+
 def compose_variables() -> set[str]:
     """The variables docker-compose.yml takes from .env."""
     return set(re.findall(r"\$\{(\w+)", (ROOT / "docker-compose.yml").read_text()))

@@ -159,6 +159,49 @@ def test_tables_have_header_row_and_borders_and_signatures_sit_side_by_side(zh_d
     assert tables[2].getnext().tag == w("sectPr"), "signatures close the document"
 
 
+def _blocks(rendered: bytes) -> list[etree._Element]:
+    return [b for b in body(rendered) if b.tag in (w("p"), w("tbl"))]
+
+
+def test_a_paragraph_after_a_table_gets_space_above_it(zh_docx, en_docx):
+    for rendered in (zh_docx, en_docx):
+        blocks = _blocks(rendered)
+        after_table = [b for prev, b in zip(blocks, blocks[1:]) if prev.tag == w("tbl") and b.tag == w("p")]
+        assert after_table and all(style_of(p) == "BodyAfterTable" for p in after_table)
+        others = [b for prev, b in zip(blocks, blocks[1:]) if prev.tag != w("tbl") and b.tag == w("p")]
+        assert "BodyAfterTable" not in {style_of(p) for p in others}
+    style = xml(zh_docx, "word/styles.xml").find('w:style[@w:styleId="BodyAfterTable"]', NS)
+    assert style.find("w:basedOn", NS).get(w("val")) == "Normal"
+    assert int(style.find("w:pPr/w:spacing", NS).get(w("before"))) >= 120
+
+
+def test_signature_blocks_stay_together_and_with_the_last_article(zh_docx):
+    blocks = _blocks(zh_docx)
+    signatures = blocks[-1]
+    assert signatures.find("w:tblPr/w:tblStyle", NS).get(w("val")) == "SignatureTable"
+    assert all(row.find("w:trPr/w:cantSplit", NS) is not None for row in signatures.findall("w:tr", NS))
+    signature_style = xml(zh_docx, "word/styles.xml").find('w:style[@w:styleId="Signature"]/w:pPr', NS)
+    assert signature_style.find("w:keepNext", NS) is not None and signature_style.find("w:keepLines", NS) is not None
+    # the last article's paragraphs and the closing line keep with the signatures, nothing earlier does
+    last_heading = max(i for i, b in enumerate(blocks) if b.tag == w("p") and style_of(b) == "ArticleHeading")
+    kept = blocks[last_heading + 1:-1]
+    assert [paragraph_text(p) for p in kept] == [*(b.text for b in sample_zh().articles[-1].blocks), "（以下无正文）"]
+    assert all(p.find("w:pPr/w:keepNext", NS) is not None and p.find("w:pPr/w:keepLines", NS) is not None
+               for p in kept)
+    assert not [b for b in blocks[:last_heading] if b.find("w:pPr/w:keepNext", NS) is not None]
+
+
+def test_a_last_article_ending_in_a_table_keeps_only_the_paragraphs_after_it():
+    doc = sample_zh()
+    table = next(b for a in doc.articles for b in a.blocks if not isinstance(b, Paragraph))
+    last = Article("signing", "签署", (Paragraph("本合同一式两份。"), table))
+    blocks = _blocks(render_docx(dataclasses.replace(doc, articles=(*doc.articles[:-1], last))))
+    closing = blocks[-2]
+    assert paragraph_text(closing) == "（以下无正文）" and style_of(closing) == "BodyAfterTable"
+    assert closing.find("w:pPr/w:keepNext", NS) is not None
+    assert blocks[-3].tag == w("tbl")
+
+
 def test_odd_number_of_signatories_leaves_an_empty_styled_cell():
     doc = dataclasses.replace(sample_zh(), signature_blocks=sample_zh().signature_blocks + (SignatureBlock("丙方", "担保公司"),))
     table = body(render_docx(doc)).findall("w:tbl", NS)[-1]

@@ -54,6 +54,22 @@ def test_a_required_clause_missing(library):
     assert all(f.blocking for f in check(without, LIMITS))
 
 
+@pytest.mark.parametrize("key", ["call_centre", "it_operations", "labour_outsourcing"])
+def test_a_service_contract_needs_its_confirmation_and_quality_guarantee(library, key):
+    facts = _facts(library, key)
+    without = replace(facts, document=replace(facts.document, articles=tuple(
+        a for a in facts.document.articles if a.clause_key not in ("acceptance.services", "warranty.services"))))
+    findings = check(without, LIMITS)
+    assert {(f.code, f.clause, f.severity) for f in findings} == {("required_clause_missing", "acceptance", "high"),
+                                                                  ("required_clause_missing", "warranty", "high")}
+    assert all("acceptance.services" in f.message or "warranty.services" in f.message for f in findings)
+    # the generic project articles meet the requirement as well: a kind needs one of them, not a given key
+    generic = replace(facts, document=replace(facts.document, articles=tuple(
+        replace(a, clause_key=a.clause_key.split(".")[0]) if a.clause_key.endswith(".services") else a
+        for a in facts.document.articles)))
+    assert check(generic, LIMITS) == []
+
+
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_fallback_custom_and_omitted_positions(library, language):
     custom = {"zh-CN": "双方另行约定。", "en": "As the parties agree separately."}

@@ -25,14 +25,18 @@ LANGUAGES = ("zh-CN", "en")
 COMMON = ["parties", "service_scope", "term", "price", "payment.tranches", "change_control",
           "confidentiality", "ip.ownership", "subcontracting", "late_payment", "breach",
           "force_majeure", "termination", "disputes", "notices", "signatures"]
+# Every template covers acceptance, warranty and the retained quality-guarantee share (issue 3):
+# a project by milestone acceptance and a warranty period, a service by the monthly confirmation
+# sheet and a quality guarantee with its retention.
+SERVICE_ACCEPTANCE = ["acceptance.services", "warranty.services"]
 REQUIRED_ARTICLES = {
     "software_development": ["deliverables.software", "acceptance", "warranty", "ip.ownership"],
     "call_centre": ["service_scope.call_centre", "sla.service_hours", "sla.service_levels", "sla.credits",
-                    "reporting", "personnel.staffing", "data_protection"],
+                    "reporting", "personnel.staffing", "data_protection", *SERVICE_ACCEPTANCE],
     "it_operations": ["service_scope.it_operations", "sla.service_hours", "sla.service_levels", "sla.credits",
-                      "reporting", "personnel.staffing", "data_protection"],
+                      "reporting", "personnel.staffing", "data_protection", *SERVICE_ACCEPTANCE],
     "labour_outsourcing": ["service_scope.labour_outsourcing", "personnel.labour_outsourcing",
-                           "personnel.staffing", "reporting"],
+                           "personnel.staffing", "reporting", *SERVICE_ACCEPTANCE],
 }
 
 # Wording that would hand the client direct management of the vendor's workers (the mark of
@@ -145,6 +149,11 @@ def test_sample_variables_are_coherent(key):
     assert s["effective_date"] < s["end_date"] and s["effective_date"].startswith(("2026", "2027"))
     assert s["client"]["name"] != s["vendor"]["name"]
     assert all(len(p["credit_code"]) == 18 for p in (s["client"], s["vendor"]))
+    # the quality-guarantee share: one retention tranche, paid a while after the last regular fee
+    retention = [t for t in s["tranches"] if t.get("is_retention")]
+    assert len(retention) == 1 and 0 < Decimal(retention[0]["percent"]) <= 10
+    assert retention[0]["trigger"]["kind"] == "after_tranche" and retention[0]["trigger"]["tranche"] == regular[-1]["key"]
+    assert retention[0]["trigger"].get("days", 0) > 0 or s.get("warranty_months", 0) > 0
 
 
 def test_software_samples_pay_by_milestone_and_retain_a_share():
@@ -306,7 +315,12 @@ def test_templates_require_their_kind_specific_articles(key):
     raw = _raw_template(key)
     slots = {a["clause"]: a for a in raw["articles"]}
     for clause_key in REQUIRED_ARTICLES[key]:
-        assert clause_key in slots
+        assert clause_key in slots, f"{key} has no {clause_key} article"
+        assert slots[clause_key].get("required") is True, (key, clause_key)
+    # exactly one acceptance and one warranty article, the one written for the kind, never conditional
+    for family in ("acceptance", "warranty"):
+        (clause_key,) = [c for c in slots if c.split(".")[0] == family]
+        assert clause_key in REQUIRED_ARTICLES[key] and "when" not in slots[clause_key], (key, clause_key)
     for clause_key in ("subcontracting", "confidentiality", "change_control", "breach", "termination", "disputes"):
         assert slots[clause_key].get("required") is True
     if key == "labour_outsourcing":
@@ -321,13 +335,10 @@ def test_templates_require_their_kind_specific_articles(key):
 
 @pytest.mark.parametrize("key", TEMPLATES)
 def test_templates_hold_every_clause_the_risk_checks_require(key):
-    from services.contracts.domain.risk_checks import REQUIRED_CLAUSES, SCOPE_CLAUSES
+    from services.contracts.domain.risk_checks import REQUIRED_CLAUSES, clauses_meeting
     slots = {a["clause"]: a for a in _raw_template(key)["articles"]}
-    for clause_key in REQUIRED_CLAUSES[key]:
-        if clause_key == "scope_or_service":
-            assert any(slots.get(c, {}).get("required") for c in SCOPE_CLAUSES), key
-        else:
-            assert slots[clause_key].get("required") is True, (key, clause_key)
+    for requirement in REQUIRED_CLAUSES[key]:
+        assert any(slots.get(c, {}).get("required") for c in clauses_meeting(requirement)), (key, requirement)
 
 
 # --------------------------------------------------------------------------- drafts
@@ -450,6 +461,59 @@ def test_software_tranches_are_derived_and_the_retention_waits_for_the_warranty(
     assert all(d["item"] in scope for d in samples["deliverables"])
 
 
+SHEET = {"zh-CN": ("服务确认单", "结算确认单"), "en": ("Service Confirmation Sheet", "Settlement Statement")}
+DEEMED = {"zh-CN": "视为甲方确认", "en": "deemed to have confirmed"}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("key", SERVICE_TEMPLATES)
+def test_services_are_confirmed_monthly_and_reworked_at_the_vendors_cost(library, drafts, key, language):
+    doc = drafts[(key, language)]
+    confirmation = _article_text(doc, "acceptance.services")
+    services_sheet, results_sheet = SHEET[language]
+    sheet = results_sheet if key == "labour_outsourcing" else services_sheet
+    other = services_sheet if key == "labour_outsourcing" else results_sheet
+    assert sheet in confirmation and other not in confirmation
+    days = _samples(key)["acceptance_days"]["value"]
+    assert (f"{days}个工作日内" if language == "zh-CN" else f"{days} working days") in confirmation
+    assert DEEMED[language] in confirmation
+    assert ("自行承担费用返工" if language == "zh-CN" else "redo, repeat or correct at its own cost") in confirmation
+    if key == "labour_outsourcing":   # work results are confirmed, never the workers
+        assert ("工作成果" if language == "zh-CN" else "work results") in confirmation
+    # the monthly report points to this article instead of repeating (and contradicting) it
+    reporting = _article_text(doc, "reporting")
+    assert sheet in reporting and DEEMED[language] not in reporting
+    # the fallback: only a signed sheet confirms, and nothing else in the contract says otherwise
+    strict = _draft(library, key, language, _samples(key), {"acceptance.services": "no_deemed_confirmation"})
+    assert DEEMED[language] not in _full_text(strict)
+    assert ("不因甲方未作答复而视为确认" if language == "zh-CN" else "never deemed to be confirmation") in \
+        _article_text(strict, "acceptance.services")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("key", SERVICE_TEMPLATES)
+def test_services_warranty_holds_the_retained_quality_guarantee_share(drafts, key, language):
+    doc = drafts[(key, language)]
+    samples = _samples(key)
+    table = next(b for b in _article_blocks(doc, "payment.tranches") if isinstance(b, Table))
+    (retained_row,) = [row for row in table.rows if row[0] in
+                       {t["label"] for t in samples["tranches"] if t.get("is_retention")}]
+    warranty = _article_text(doc, "warranty.services")
+    assert retained_row[0] in warranty and retained_row[2].split(" ")[-1].lstrip("¥") in warranty
+    assert ("无息返还质保金余额" if language == "zh-CN" else "balance of the retention without interest") in warranty
+    assert ("尚未解决的书面索赔" if language == "zh-CN" else "unresolved written claim") in warranty
+    months = samples.get("warranty_months")
+    if months:
+        assert (f"服务质量保证期为本合同期限届满或提前终止之日起{months}个月" if language == "zh-CN"
+                else f"guarantee period is {months} months from the expiry") in warranty
+    wages = "劳动报酬" if language == "zh-CN" else "wages"
+    assert (wages in warranty) == (key == "labour_outsourcing")
+
+
+def _article_blocks(doc: ContractDocument, clause_key: str) -> tuple:
+    return next(a.blocks for a in doc.articles if a.clause_key == clause_key)
+
+
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_price_states_the_total_in_figures_and_in_words(drafts, language):
     from services.contracts.domain.amount_words import english_amount_words, rmb_uppercase
@@ -486,6 +550,10 @@ def test_fallback_positions_render_and_differ(library, drafts, language):
              ("software_development", "ip.ownership", "vendor_background_licence"),
              ("software_development", "ip.ownership", "vendor_owns_with_licence"),
              ("software_development", "acceptance", "no_deemed_acceptance"),
+             ("call_centre", "acceptance.services", "no_deemed_confirmation"),
+             ("labour_outsourcing", "acceptance.services", "no_deemed_confirmation"),
+             ("it_operations", "warranty.services", "bank_guarantee"),
+             ("labour_outsourcing", "warranty.services", "bank_guarantee"),
              ("software_development", "warranty", "bank_guarantee"),
              ("software_development", "confidentiality", "trade_secrets_indefinite"),
              ("software_development", "confidentiality", "one_way"),

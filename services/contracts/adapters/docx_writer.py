@@ -1,7 +1,9 @@
 """Lay a ContractDocument out as a Word document on the house reference document.
 
-All typography (fonts, East-Asian language, sizes, article numbering, table borders) lives in
-reference.docx at style level; this module only places content and picks the language.
+All typography (fonts, East-Asian language, sizes, article numbering, table borders, the space
+above a paragraph that follows a table) lives in reference.docx at style level; this module only
+places content, picks the language, and sets what depends on where a paragraph sits: the last
+article and the closing line keep with the signature blocks, whose rows never split.
 The same ContractDocument always yields byte-identical DOCX bytes, so a stored version can be
 checksummed and re-rendered to prove it has not changed.
 """
@@ -38,6 +40,7 @@ class Style:
     TITLE = "Title"
     ARTICLE = "ArticleHeading"
     BODY = "Normal"
+    BODY_AFTER_TABLE = "BodyAfterTable"
     TABLE_HEADING = "TableHeading"
     TABLE_TEXT = "TableText"
     SIGNATURE = "Signature"
@@ -143,6 +146,8 @@ class ContractDocxComposer:
 
     def add_paragraph(self, style: str, paragraph: TrackedParagraph) -> None:
         p = self._document.add_paragraph()._p
+        if style == Style.BODY and _follows_table(p):
+            style = Style.BODY_AFTER_TABLE    # otherwise the text sits on the table's bottom border
         self._fill_paragraph(p, style, paragraph)
 
     def add_table(self, rows: Sequence[TrackedRow]) -> None:
@@ -160,9 +165,16 @@ class ContractDocxComposer:
 
     def add_signature_table(self, cells: Sequence[Sequence[TrackedParagraph]],
                             row_states: Sequence[Op] = ()) -> None:
-        """Signature blocks side by side, two to a row, on a borderless table."""
+        """Signature blocks side by side, two to a row, on a borderless table.
+
+        The signature blocks never stand alone on the last page: the body paragraphs above them
+        back to the last article heading (the last article and the closing line) keep with them,
+        and no row breaks across a page (the Signature style keeps the rows with each other)."""
+        _keep_with_next(self._paragraphs_above_signatures())
         row_count = (len(cells) + 1) // 2
         table = self._new_table(row_count, 2, Style.SIGNATURE_TABLE)
+        for row in table.rows:
+            row._tr.get_or_add_trPr().append(OxmlElement("w:cantSplit"))
         for index, paragraphs in enumerate(cells):
             row = table.rows[index // 2]
             cell = row.cells[index % 2]
@@ -195,6 +207,15 @@ class ContractDocxComposer:
         return repack_deterministically(buffer.getvalue())
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def _paragraphs_above_signatures(self) -> list:
+        """Body paragraphs directly above the end of the body, up to the last heading or table."""
+        found = []
+        for block in reversed([b for b in self._document.element.body if b.tag in (qn("w:p"), qn("w:tbl"))]):
+            if block.tag != qn("w:p") or block.style not in (Style.BODY, Style.BODY_AFTER_TABLE):
+                break
+            found.append(block)
+        return found
 
     def _new_table(self, rows: int, columns: int, style: str):
         table = self._document.add_table(rows=rows, cols=columns)
@@ -255,6 +276,20 @@ class ContractDocxComposer:
         # Edits the counterparty makes to the redline are tracked too.
         settings = self._document.settings.element
         settings.find(qn("w:zoom")).addnext(OxmlElement("w:trackRevisions"))
+
+
+def _follows_table(p) -> bool:
+    previous = p.getprevious()
+    return previous is not None and previous.tag == qn("w:tbl")
+
+
+def _keep_with_next(paragraphs: Iterable) -> None:
+    """Keep each paragraph whole and on the page of the one after it."""
+    for p in paragraphs:
+        pPr = p.get_or_add_pPr()
+        # python-docx inserts each in its schema position, so the pPr stays valid
+        pPr.keepNext_val = True
+        pPr.keepLines_val = True
 
 
 def _keep_paragraph_joins_off_tables(container) -> None:

@@ -65,6 +65,10 @@ STYLES_XML = f"""<w:styles xmlns:w="{W_NS}">
       <w:spacing w:before="240" w:after="120"/><w:jc w:val="left"/><w:outlineLvl w:val="1"/></w:pPr>
     <w:rPr>{_HEADING_FONTS}<w:b/><w:bCs/><w:sz w:val="24"/><w:szCs w:val="24"/></w:rPr>
   </w:style>
+  <w:style w:type="paragraph" w:customStyle="1" w:styleId="BodyAfterTable">
+    <w:name w:val="Body After Table"/><w:basedOn w:val="Normal"/><w:next w:val="Normal"/><w:qFormat/>
+    <w:pPr><w:spacing w:before="200"/></w:pPr>
+  </w:style>
   <w:style w:type="paragraph" w:styleId="Header">
     <w:name w:val="header"/><w:basedOn w:val="Normal"/><w:unhideWhenUsed/>
     <w:pPr><w:pBdr><w:bottom w:val="single" w:sz="4" w:space="1" w:color="auto"/></w:pBdr>

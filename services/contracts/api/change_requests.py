@@ -23,8 +23,7 @@ from services.contracts.domain.change_requests import (Assessment, ChangeKind, C
 from services.contracts.service_layer import change_requests as cr_service
 from services.contracts.service_layer.drafting import Catalogue
 from shared.auth import Principal, require
-from shared.service import runtime_of
-from shared.uow import utcnow
+from shared.service import now_of, runtime_of
 
 router = APIRouter(prefix="/v1", tags=["change requests"])
 
@@ -94,9 +93,9 @@ def raise_request(contract_id: str, body: RaiseIn, request: Request, who: Princi
     with runtime_of(request).uow() as uow:
         library = _library(request, uow.session, who)
         cr = cr_service.raise_request(uow, library, who, contract_id, title=body.title, description=body.description,
-                                      reason=body.reason, kinds=list(body.kinds), change=body.changes, now=utcnow())
+                                      reason=body.reason, kinds=list(body.kinds), change=body.changes, now=now_of(request))
         if body.submit:
-            cr = cr_service.submit(uow, who, cr.id, utcnow())
+            cr = cr_service.submit(uow, who, cr.id, now_of(request))
         uow.commit()
         return view(cr)
 
@@ -115,35 +114,35 @@ def get_request(request_id: str, request: Request, who: Principal = Depends(READ
 
 @router.post(ONE + "/submit")
 def submit(request_id: str, request: Request, who: Principal = Depends(RAISE)):
-    return _run(request, cr_service.submit, who, request_id, utcnow())
+    return _run(request, cr_service.submit, who, request_id, now_of(request))
 
 
 @router.post(ONE + "/assess")
 def assess(request_id: str, body: Assessment, request: Request, who: Principal = Depends(ASSESS)):
     """The impact (cost, schedule days, risk, what it affects); again after a conflicting amendment."""
-    return _run(request, cr_service.assess, who, request_id, body, utcnow(), library=True)
+    return _run(request, cr_service.assess, who, request_id, body, now_of(request), library=True)
 
 
 @router.post(ONE + "/approve")
 def approve(request_id: str, request: Request, who: Principal = Depends(DECIDE),
             body: DecisionIn | None = Body(default=None)):
-    return _run(request, cr_service.approve, who, request_id, (body or DecisionIn()).comment, utcnow())
+    return _run(request, cr_service.approve, who, request_id, (body or DecisionIn()).comment, now_of(request))
 
 
 @router.post(ONE + "/reject")
 def reject(request_id: str, body: RejectIn, request: Request, who: Principal = Depends(DECIDE)):
-    return _run(request, cr_service.reject, who, request_id, body.comment, utcnow())
+    return _run(request, cr_service.reject, who, request_id, body.comment, now_of(request))
 
 
 @router.post(ONE + "/withdraw")
 def withdraw(request_id: str, request: Request, who: Principal = Depends(RAISE)):
-    return _run(request, cr_service.withdraw, who, request_id, utcnow())
+    return _run(request, cr_service.withdraw, who, request_id, now_of(request))
 
 
 @router.post(ONE + "/implement")
 def implement(request_id: str, request: Request, who: Principal = Depends(IMPLEMENT)):
     """The amended contract version, its amendment and `contract.amended` (409 if it overlaps a newer one)."""
-    return _run(request, cr_service.implement, who, request_id, utcnow(), library=True)
+    return _run(request, cr_service.implement, who, request_id, now_of(request), library=True)
 
 
 @router.get(ONE + "/amendment")
@@ -177,6 +176,6 @@ def get_policy(request: Request, who: Principal = Depends(READ)):
 def put_policy(body: ChangePolicy, request: Request, who: Principal = Depends(ADMIN)):
     """Replace the organisation's change policy; requests already assessed keep their chain."""
     with runtime_of(request).uow() as uow:
-        policy = cr_service.set_policy(uow, who, body, utcnow())
+        policy = cr_service.set_policy(uow, who, body, now_of(request))
         uow.commit()
     return policy.model_dump(mode="json")

@@ -63,18 +63,31 @@ class VersionFacts:
                    document=draft.document, deviations=deviations)
 
 
-# Clauses a contract of each kind must contain, whatever its template says.
-_COMMON = ("parties", "scope_or_service", "price", "payment.tranches", "change_control", "confidentiality",
-           "subcontracting", "breach", "termination", "disputes", "signatures")
+# Clauses a contract of each kind must contain, whatever its template says. A requirement is a
+# clause key, or a group named in CLAUSE_GROUPS that any one of its clauses meets.
+_COMMON = ("parties", "scope", "price", "payment.tranches", "acceptance", "warranty", "change_control",
+           "confidentiality", "subcontracting", "breach", "termination", "disputes", "signatures")
 REQUIRED_CLAUSES: dict[str, tuple[str, ...]] = {
-    "software_development": _COMMON + ("acceptance", "ip.ownership", "warranty"),
+    "software_development": _COMMON + ("ip.ownership",),
     "call_centre": _COMMON + ("sla.service_levels", "sla.credits", "data_protection"),
     "it_operations": _COMMON + ("sla.service_levels", "sla.credits", "data_protection"),
     "labour_outsourcing": _COMMON + ("personnel.labour_outsourcing",),
 }
-# "scope_or_service" is met by the generic scope clause or a kind-specific scope clause.
 SCOPE_CLAUSES = ("scope", "service_scope.call_centre", "service_scope.it_operations",
-               "service_scope.labour_outsourcing", "deliverables.software")
+                 "service_scope.labour_outsourcing", "deliverables.software")
+# The generic clause, or the one written for a kind: a project's milestone acceptance and warranty
+# (acceptance, warranty) or a service's monthly confirmation and quality guarantee with its
+# retention (acceptance.services, warranty.services).
+CLAUSE_GROUPS: dict[str, tuple[str, ...]] = {
+    "scope": SCOPE_CLAUSES,
+    "acceptance": ("acceptance", "acceptance.services"),
+    "warranty": ("warranty", "warranty.services"),
+}
+
+
+def clauses_meeting(requirement: str) -> tuple[str, ...]:
+    """The clause keys any one of which meets a requirement of REQUIRED_CLAUSES."""
+    return CLAUSE_GROUPS.get(requirement, (requirement,))
 
 
 def check(facts: VersionFacts, limits: RiskLimits) -> list[Finding]:
@@ -96,14 +109,12 @@ def check(facts: VersionFacts, limits: RiskLimits) -> list[Finding]:
 
 def _missing_clauses(facts: VersionFacts) -> Iterator[Finding]:
     present = {a.clause_key for a in facts.document.articles}
-    for key in REQUIRED_CLAUSES.get(facts.kind, _COMMON):
-        if key == "scope_or_service":
-            if not present.intersection(SCOPE_CLAUSES):
-                yield Finding("required_clause_missing", "high", "scope",
-                              "The contract has no scope of work or services.")
-        elif key not in present:
-            yield Finding("required_clause_missing", "high", key,
-                          f"A {facts.kind} contract needs a '{key}' clause; this version has none.")
+    for requirement in REQUIRED_CLAUSES.get(facts.kind, _COMMON):
+        meeting = clauses_meeting(requirement)
+        if present.isdisjoint(meeting):
+            either = f" (one of {', '.join(meeting)})" if len(meeting) > 1 else ""
+            yield Finding("required_clause_missing", "high", requirement,
+                          f"A {facts.kind} contract needs a '{requirement}' clause{either}; this version has none.")
 
 
 def _non_standard_positions(facts: VersionFacts) -> Iterator[Finding]:

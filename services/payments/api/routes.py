@@ -33,8 +33,8 @@ from shared.auth import Principal, require
 from shared.errors import Invalid, NotFound, field_error
 from shared.idempotency import remember, replay
 from shared.pagination import decode_cursor, page_of
-from shared.service import runtime_of
-from shared.uow import UnitOfWork, utcnow
+from shared.service import now_of, runtime_of
+from shared.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1", tags=["payments"])
 
@@ -44,11 +44,6 @@ CLIENT = require("approver")
 FINANCE = require("finance")
 CSV = "text/csv; charset=utf-8"
 ICS = "text/calendar; charset=utf-8"
-
-
-def now_of(request: Request) -> dt.datetime:
-    """The service's clock (tests move it; the scheduler reads the same one)."""
-    return getattr(request.app.state, "clock", utcnow)()
 
 
 def _not_after_today(value: dt.date | None, today: dt.date, pointer: str) -> None:
