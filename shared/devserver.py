@@ -60,7 +60,8 @@ def main(keep_data: bool = True, port_offset: int = 0) -> int:
         print(f"broker: something already listens on 127.0.0.1:{broker_port}; using it")
     else:
         broker = EmbeddedBroker(broker_port, logs / "broker.log").start()
-    env = {**os.environ, "QIYUE_KAFKA_BOOTSTRAP": f"127.0.0.1:{broker_port}", "QIYUE_ENVIRONMENT": "development"}
+    env = {**os.environ, "QIYUE_KAFKA_BOOTSTRAP": f"127.0.0.1:{broker_port}", "QIYUE_ENVIRONMENT": "development",
+           "QIYUE_NOTIFICATIONS_ALLOW_PRIVATE_WEBHOOKS": "true"}   # development only: webhooks to a local receiver
     procs = {}
     for name, port in ports.items():
         log = open(logs / f"{name}.log", "ab")

@@ -179,16 +179,16 @@ def _install_operational_routes(app: FastAPI, runtime: Runtime) -> None:
 
     @app.get("/readyz", include_in_schema=False)
     def readyz():
-        down = []
+        """Ready = the database answers. The broker is reported but does not decide: writes go to the
+        outbox and wait for it, so pulling every replica out of its load balancer during a Kafka
+        outage would turn a delay into an outage."""
+        broker = "reachable" if runtime.broker_reachable() else "unreachable"
         try:
             runtime.db.ping()
         except Exception:
-            down.append("database")
-        if not runtime.broker_reachable():
-            down.append("broker")
-        if down:
-            return errors.problem(503, "Service unavailable", f"Not reachable: {', '.join(down)}.", down=down)
-        return JSONResponse({"status": "ready", "service": runtime.spec.name})
+            return errors.problem(503, "Service unavailable", "Not reachable: database.", down=["database"],
+                                  broker=broker)
+        return JSONResponse({"status": "ready", "service": runtime.spec.name, "broker": broker})
 
     @app.get("/metrics", include_in_schema=False)
     def metrics():

@@ -234,3 +234,21 @@ def _sample(rt: Runtime, name: str, **labels) -> float:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 total += sample.value
     return total
+
+
+def test_a_replica_stays_ready_without_the_broker_but_not_without_its_database(make_settings):
+    """Writes wait in the outbox while the broker is away, so readiness follows the database only."""
+    from fastapi.testclient import TestClient
+
+    from services.payments.app import create
+
+    nobody = f"127.0.0.1:{free_port()}"
+    app = create(make_settings("payments", kafka_bootstrap=nobody), start=False)
+    client = TestClient(app)
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["broker"] == "unreachable"
+    app.state.runtime.db.dispose()
+    gone = create(make_settings("payments", kafka_bootstrap=nobody,
+                                database_url=f"postgresql://postgres@{nobody}/gone"), start=False)
+    unready = TestClient(gone).get("/readyz")
+    assert unready.status_code == 503 and unready.json()["down"] == ["database"]

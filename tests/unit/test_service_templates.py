@@ -481,8 +481,11 @@ def test_services_are_confirmed_monthly_and_reworked_at_the_vendors_cost(library
     if key == "labour_outsourcing":   # work results are confirmed, never the workers
         assert ("工作成果" if language == "zh-CN" else "work results") in confirmation
     # the monthly report points to this article instead of repeating (and contradicting) it
+    title = "服务确认与验收" if language == "zh-CN" else "Service Confirmation and Acceptance"
     reporting = _article_text(doc, "reporting")
-    assert sheet in reporting and DEEMED[language] not in reporting
+    assert sheet in reporting and title in reporting and DEEMED[language] not in reporting
+    if key == "labour_outsourcing":
+        assert title in _article_text(doc, "service_scope.labour_outsourcing")
     # the fallback: only a signed sheet confirms, and nothing else in the contract says otherwise
     strict = _draft(library, key, language, _samples(key), {"acceptance.services": "no_deemed_confirmation"})
     assert DEEMED[language] not in _full_text(strict)
