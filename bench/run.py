@@ -3,6 +3,7 @@
     python -m bench.run             # the issue's sizes (100,000 contracts, 1,000,000 tickets)
     python -m bench.run --quick     # small sizes, about two minutes
     python -m bench.run --only drafting,http
+    python -m bench.run --only ingest --merge   # re-measure one, keep the others' figures
 
 A benchmark that cannot run (PostgreSQL down, an endpoint not built yet) says why in its row and
 the others still run.
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes and short runs")
     parser.add_argument("--only", default="", help=f"comma-separated subset of {', '.join(BENCHMARKS)}")
     parser.add_argument("--output", type=Path, help="default bench/results.json (results-quick.json with --quick)")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other benchmarks' figures already in the output; replace only these")
     args = parser.parse_args(argv)
     args.output = args.output or (QUICK_RESULTS if args.quick else RESULTS)
     chosen = [b.strip() for b in args.only.split(",") if b.strip()] or list(BENCHMARKS)
@@ -63,9 +66,12 @@ def main(argv: list[str] | None = None) -> int:
                 outcome = {"error": f"{type(exc).__name__}: {exc}"[:500], "rows": [Row(name, "not measured",
                                                                                     note=str(exc)[:120])]}
             outcome["seconds"] = round(time.monotonic() - t0, 1)
+            outcome["measured_at"] = machine()["date"]
             rows += outcome["rows"]
             results["benchmarks"][name] = {k: v for k, v in outcome.items() if k != "rows"}
     results["seconds"] = round(time.monotonic() - started, 1)
+    if args.merge and args.output.exists():
+        results, rows = merged(json.loads(args.output.read_text()), results, rows)
     results["table"] = [r.as_dict() for r in rows]
     args.output.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n")
     m = results["machine"]
@@ -73,9 +79,21 @@ def main(argv: list[str] | None = None) -> int:
           f"Python {m['python']}, {m['os']}, {m['date']}\n")
     print(table(rows))
     print(f"\n{results['seconds']:g} s; written to {args.output}")
-    if not args.quick and chosen == list(BENCHMARKS):
+    if not args.quick and set(results["benchmarks"]) == set(BENCHMARKS):
         record_in_readme(results, rows)
     return 0
+
+
+def merged(previous: dict, latest: dict, rows: list[Row]) -> tuple[dict, list[Row]]:
+    """The previous results with the benchmarks just run replaced (each keeps its `measured_at`)."""
+    fresh = set(latest["benchmarks"])
+    kept = {name: figures for name, figures in previous.get("benchmarks", {}).items() if name not in fresh}
+    benchmarks = {name: latest["benchmarks"].get(name) or kept[name]
+                  for name in BENCHMARKS if name in fresh or name in kept}
+    old_rows = [Row(**r) for r in previous.get("table", ()) if r["benchmark"] not in fresh]
+    ordered = [r for name in BENCHMARKS for r in (rows if name in fresh else old_rows) if r.benchmark == name]
+    seconds = round(sum(b.get("seconds", 0) for b in benchmarks.values()), 1)
+    return {**latest, "benchmarks": benchmarks, "seconds": seconds}, ordered
 
 
 def record_in_readme(results: dict, rows: list[Row]) -> None:

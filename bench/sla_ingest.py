@@ -7,8 +7,9 @@ and its timers written, as in production.
 - Batch API: items/s through `POST /v1/sla/ticket-events/batch` (500 a request, one client),
   beside a plain `executemany` of the same rows into a SQLite table with the same unique key (the
   floor: storing the rows and nothing else).
-- Topic: items/s from the first record produced on `sla.ingest` until the last is committed,
-  beside a bare kafka-python consumer reading the same records from the topic.
+- Topic: items/s from the first record produced on `sla.ingest` until the last is committed (or,
+  past a time budget, the rate of those committed so far), beside a bare kafka-python consumer
+  reading the same records from the topic.
 - Breach lateness: tickets whose first response is due a few seconds ahead and never comes;
   lateness is the `sla.breached` event's time (`ce_time`) minus the deadline it reports.
 """
@@ -38,13 +39,14 @@ ROUND_THE_CLOCK = {str(d): [["00:00", "24:00"]] for d in range(1, 8)}
 
 
 def run(env) -> dict:
-    api_items, topic_items, breaches = (2000, 200, 20) if env.quick else (20000, 5000, 200)
+    api_items, topic_items, breaches = (2000, 200, 20) if env.quick else (20000, 2000, 200)
+    topic_budget_s = 30.0 if env.quick else 240.0
     prefix = env.prefix()
     database = env.tmp / f"sla-ingest-{uuid.uuid4().hex[:6]}.db"
     with service("sla", env, f"sqlite:///{database}", prefix) as server:
         client = httpx.Client(base_url=server.url, headers=env.auth("pm"), timeout=120)
         api = ingest_by_api(client, api_items)
-        topic = ingest_by_topic(env, client, prefix, database, topic_items)
+        topic, topic_stored = ingest_by_topic(env, client, prefix, database, topic_items, topic_budget_s)
         lateness = breach_lateness(env, client, prefix, breaches)
         client.close()
     floor = plain_insert(env, api_items)
@@ -53,12 +55,13 @@ def run(env) -> dict:
         Row("ingest", f"ticket events via batch API ({BATCH}/request)", api, floor, "plain SQLite executemany",
             "items/s", f"{api_items:,} items"),
         Row("ingest", "ticket events via sla.ingest", topic, raw_topic, "bare kafka-python consume", "items/s",
-            f"{topic_items:,} items"),
+            f"{topic_items:,} items" if topic_stored == topic_items else
+            f"{topic_stored:,} of {topic_items:,} items stored within {topic_budget_s:g} s"),
         Row("ingest", "breach timer lateness p50", lateness["p50_ms"], None, "", "ms",
             f"{lateness['n']} breaches; ce_time − deadline"),
         Row("ingest", "breach timer lateness p99", lateness["p99_ms"], None, "", "ms"),
     ]
-    return {"api_items_per_s": api, "topic_items_per_s": topic, "plain_insert_items_per_s": floor,
+    return {"api_items_per_s": api, "topic_items_per_s": topic, "topic_items_stored": topic_stored, "plain_insert_items_per_s": floor,
             "raw_consume_items_per_s": raw_topic, "breach_lateness": lateness,
             "sizes": {"api": api_items, "topic": topic_items, "breaches": breaches}, "rows": rows}
 
@@ -93,7 +96,10 @@ def ingest_by_api(client: httpx.Client, count: int) -> float:
     return round(count / (time.perf_counter() - started), 1)
 
 
-def ingest_by_topic(env, client: httpx.Client, prefix: str, database, count: int) -> float:
+def ingest_by_topic(env, client: httpx.Client, prefix: str, database, count: int, budget_s: float
+                    ) -> tuple[float, int]:
+    """Items/s from the first record produced until the last is stored, or until `budget_s` has
+    passed (then the rate of those stored so far); and how many were stored."""
     cid = "c-topic-" + uuid.uuid4().hex[:8]
     define(client, cid, 3600)
     at = dt.datetime.now(UTC) - dt.timedelta(minutes=1)
@@ -108,10 +114,13 @@ def ingest_by_topic(env, client: httpx.Client, prefix: str, database, count: int
         for event in events:
             publisher.send(event, "/bench/ticketing", wait=False)
         publisher.flush()
-        wait_for(lambda: stored() >= count, 600, f"{count} ticket events stored", interval=0.02)
+        done = 0
+        while done < count and time.perf_counter() - started < budget_s:
+            done = stored()
+            time.sleep(0.02)
     elapsed = time.perf_counter() - started
     reader.close()
-    return round(count / elapsed, 1)
+    return round(done / elapsed, 1), done
 
 
 def breach_lateness(env, client: httpx.Client, prefix: str, count: int, allowed_s: float = 5.0) -> dict:

@@ -11,7 +11,7 @@ import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -19,6 +19,7 @@ from sqlalchemy import MetaData, Table
 
 from shared import errors, logs
 from shared.db import Database
+from shared.idempotency import once
 from shared.kafka import EventConsumer, OutboxRelay, Subscription, broker_reachable, ensure_topics
 from shared.metrics import ServiceMetrics
 from shared.migrations import upgrade
@@ -120,6 +121,15 @@ class Runtime:
 
     def broker_reachable(self) -> bool:
         return broker_reachable(self.settings.kafka_bootstrap)
+
+
+def once_per_key(request: Request, org: str, scope: str, key: str | None, body: Any,
+                 act: Callable[[UnitOfWork], tuple[int, Any]]) -> tuple[int, Any]:
+    """`act(uow)` -> (status, answer), committed once per Idempotency-Key of the organisation and scope:
+    a retry with the same key and body gets the first answer (see shared.idempotency.once)."""
+    rt = runtime_of(request)
+    with rt.uow() as uow:
+        return once(uow, rt.tables["idempotency_keys"], org, scope, key, body, act)
 
 
 def now_of(request: Request) -> dt.datetime:

@@ -79,3 +79,17 @@ def bookkeeping_tables(metadata: MetaData) -> dict[str, Table]:
         UniqueConstraint("org", "scope", "key", name="uq_idempotency_key"),
     )
     return {"outbox": outbox, "inbox": inbox, "leases": leases, "idempotency_keys": idempotency}
+
+
+# --- fields of the services' SQLModel tables ---------------------------------------------------
+
+def instant_field(nullable: bool = False, index: bool = False):
+    """An aware UTC instant column (see UtcDateTime)."""
+    from sqlmodel import Field
+    return Field(default=None, sa_column=Column(UtcDateTime(), nullable=nullable, index=index))
+
+
+def json_field(nullable: bool = False, default=dict):
+    """A JSON column holding a dict (or what `default` makes)."""
+    from sqlmodel import Field
+    return Field(default_factory=default, sa_column=Column(JSON, nullable=nullable))

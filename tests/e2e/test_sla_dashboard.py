@@ -13,7 +13,7 @@ import random
 import httpx
 import pytest
 
-from tests.helpers import auth, served, token, wait_until
+from tests.helpers import auth, served, token
 
 CHROMIUM = os.environ.get("QIYUE_CHROMIUM", "/usr/bin/chromium")
 sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright

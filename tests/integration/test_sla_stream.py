@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from tests.helpers import auth, served, token, wait_until
+from tests.helpers import auth, served, token
 
 UTC = dt.timezone.utc
 ROUND_THE_CLOCK = {str(d): [["00:00", "24:00"]] for d in range(1, 8)}

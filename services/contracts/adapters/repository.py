@@ -104,3 +104,23 @@ def clause_fingerprint(session: Session, org: str) -> tuple[int, str] | None:
 def add_clause_row(session: Session, row: ClauseVersionRow) -> None:
     session.add(row)
     session.flush()
+
+
+# ---------------------------------------------------------------------- an organisation's policies
+
+def policy(session: Session, row_type: type, org: str) -> dict | None:
+    """The stored policy (approval or change) of an organisation, None until it sets one."""
+    row = session.get(row_type, org)
+    return row.policy if row else None
+
+
+def replace_policy(session: Session, row_type: type, org: str, stored: dict, actor: str,
+                   now: dt.datetime) -> dict | None:
+    """Store an organisation's policy; the one it replaces is returned for the audit trail."""
+    row = session.get(row_type, org, with_for_update=True)
+    if row is None:
+        session.add(row_type(org=org, policy=stored, updated_by=actor, updated_at=now))
+        return None
+    before = row.policy
+    row.policy, row.updated_by, row.updated_at = stored, actor, now
+    return before

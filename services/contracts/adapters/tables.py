@@ -16,7 +16,7 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from shared.service import with_bookkeeping
-from shared.tables import BigId, UtcDateTime
+from shared.tables import BigId, instant_field, json_field
 
 metadata = with_bookkeeping(MetaData())
 
@@ -25,12 +25,6 @@ class Table(SQLModel, registry=registry(metadata=metadata)):
     """Base of every contracts table model (a registry of its own: services never share tables)."""
 
 
-def _instant(nullable: bool = False):
-    return Field(default=None, sa_column=Column(UtcDateTime(), nullable=nullable))
-
-
-def _json(nullable: bool = False, default=dict):
-    return Field(default_factory=default, sa_column=Column(JSON, nullable=nullable))
 
 
 class ClauseVersionRow(Table, table=True):
@@ -43,12 +37,12 @@ class ClauseVersionRow(Table, table=True):
     key: str = Field(index=True, max_length=100)
     version: str = Field(max_length=40)
     status: str = Field(max_length=20)
-    title: dict = _json()
-    definition: dict = _json()          # {"variables": [...], "positions": [...], "notes": ...}; {} if builtin
+    title: dict = json_field()
+    definition: dict = json_field()          # {"variables": [...], "positions": [...], "notes": ...}; {} if builtin
     builtin: bool = False               # the organisation's status of a built-in version
     created_by: str = Field(max_length=200)
-    created_at: dt.datetime = _instant()
-    updated_at: dt.datetime = _instant()
+    created_at: dt.datetime = instant_field()
+    updated_at: dt.datetime = instant_field()
 
 
 class ContractRow(Table, table=True):
@@ -69,7 +63,7 @@ class ContractRow(Table, table=True):
     status: str = Field(max_length=20)
     version: int                          # the current (newest) version
     revision: int
-    authors: list = _json(default=list)   # subs who wrote a version (four eyes)
+    authors: list = json_field(default=list)   # subs who wrote a version (four eyes)
     client_name: str = Field(max_length=300)
     vendor_name: str = Field(max_length=300)
     search_text: str = Field(max_length=2000)   # lower-cased title, number and parties, for text search
@@ -82,13 +76,13 @@ class ContractRow(Table, table=True):
     review: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))   # the current review round
     signed_version: int | None = None
     signed_sha256: str | None = Field(default=None, max_length=64)
-    signed_at: dt.datetime | None = _instant(nullable=True)
+    signed_at: dt.datetime | None = instant_field(nullable=True)
     activated_on: dt.date | None = None
     ended_on: dt.date | None = None        # completed, terminated or expired on
-    renewal_due_at: dt.datetime | None = _instant(nullable=True)   # when contract.renewal_due was announced
+    renewal_due_at: dt.datetime | None = instant_field(nullable=True)   # when contract.renewal_due was announced
     created_by: str = Field(max_length=200)
-    created_at: dt.datetime = _instant()
-    updated_at: dt.datetime = _instant()
+    created_at: dt.datetime = instant_field()
+    updated_at: dt.datetime = instant_field()
 
 
 class ContractVersionRow(Table, table=True):
@@ -102,18 +96,18 @@ class ContractVersionRow(Table, table=True):
     template_key: str = Field(max_length=100)
     template_version: str = Field(max_length=40)
     language: str = Field(max_length=10)
-    variables: dict = _json()             # as given in the request (what an edit starts from)
-    values: dict = _json()                # parsed and derived (tranche amounts...), as JSON
-    positions: dict = _json()
-    clause_versions: dict = _json()       # clause key -> version used
-    deviations: list = _json(default=list)
-    terms: dict = _json()                 # ContractTerms (JSON)
-    document: dict = _json()              # ContractDocument (JSON): what every format is rendered from
+    variables: dict = json_field()             # as given in the request (what an edit starts from)
+    values: dict = json_field()                # parsed and derived (tranche amounts...), as JSON
+    positions: dict = json_field()
+    clause_versions: dict = json_field()       # clause key -> version used
+    deviations: list = json_field(default=list)
+    terms: dict = json_field()                 # ContractTerms (JSON)
+    document: dict = json_field()              # ContractDocument (JSON): what every format is rendered from
     docx_sha256: str = Field(max_length=64)
     reason: str | None = Field(default=None, max_length=2000)   # why this version was made
     change_request_id: str | None = Field(default=None, max_length=32)
     created_by: str = Field(max_length=200)
-    created_at: dt.datetime = _instant()
+    created_at: dt.datetime = instant_field()
 
 
 class SignedDocumentRow(Table, table=True):
@@ -127,7 +121,7 @@ class SignedDocumentRow(Table, table=True):
     kind: str = Field(max_length=20)       # "contract" | "amendment"
     sha256: str = Field(max_length=64)
     content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    created_at: dt.datetime = _instant()
+    created_at: dt.datetime = instant_field()
 
 
 class SignatureRow(Table, table=True):
@@ -141,7 +135,7 @@ class SignatureRow(Table, table=True):
     signatory: str = Field(max_length=300)
     method: str = Field(max_length=40)
     signed_by: str = Field(max_length=200)
-    signed_at: dt.datetime = _instant()
+    signed_at: dt.datetime = instant_field()
 
 
 class ApprovalDecisionRow(Table, table=True):
@@ -156,16 +150,16 @@ class ApprovalDecisionRow(Table, table=True):
     decision: str = Field(max_length=20)   # approved | rejected | override
     finding: str | None = Field(default=None, max_length=200)
     decided_by: str = Field(max_length=200)
-    decided_at: dt.datetime = _instant()
+    decided_at: dt.datetime = instant_field()
     comment: str | None = Field(default=None, max_length=4000)
 
 
 class ApprovalPolicyRow(Table, table=True):
     __tablename__ = "approval_policies"
     org: str = Field(primary_key=True, max_length=100)
-    policy: dict = _json()
+    policy: dict = json_field()
     updated_by: str = Field(max_length=200)
-    updated_at: dt.datetime = _instant()
+    updated_at: dt.datetime = instant_field()
 
 
 class AuditEntryRow(Table, table=True):
@@ -178,12 +172,12 @@ class AuditEntryRow(Table, table=True):
     org: str = Field(index=True, max_length=100)
     actor: str = Field(max_length=200)
     action: str = Field(max_length=100)
-    at: dt.datetime = _instant()
+    at: dt.datetime = instant_field()
     before_hash: str = Field(max_length=64)
     after_hash: str = Field(max_length=64)
     prev_hash: str = Field(max_length=64)
     entry_hash: str = Field(max_length=64)
-    detail: dict = _json()
+    detail: dict = json_field()
 
 
 class AuditHeadRow(Table, table=True):
@@ -206,26 +200,26 @@ class ChangeRequestRow(Table, table=True):
     reason: str = Field(max_length=4000)
     status: str = Field(max_length=20)
     base_version: int
-    changes: dict = _json()                  # {"kinds", "description", "proposed": ProposedChange}
+    changes: dict = json_field()                  # {"kinds", "description", "proposed": ProposedChange}
     assessment: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     review: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     revision: int
     raised_by: str = Field(max_length=200)
-    submitted_at: dt.datetime | None = _instant(nullable=True)
-    assessment_due_at: dt.datetime | None = _instant(nullable=True)
-    overdue_at: dt.datetime | None = _instant(nullable=True)     # when change_request.overdue was announced
+    submitted_at: dt.datetime | None = instant_field(nullable=True)
+    assessment_due_at: dt.datetime | None = instant_field(nullable=True)
+    overdue_at: dt.datetime | None = instant_field(nullable=True)     # when change_request.overdue was announced
     implemented_version: int | None = None
-    created_at: dt.datetime = _instant()
-    updated_at: dt.datetime = _instant()
+    created_at: dt.datetime = instant_field()
+    updated_at: dt.datetime = instant_field()
 
 
 class ChangePolicyRow(Table, table=True):
     """An organisation's change policy (the approval chain of change requests); the default until set."""
     __tablename__ = "change_policies"
     org: str = Field(primary_key=True, max_length=100)
-    policy: dict = _json()
+    policy: dict = json_field()
     updated_by: str = Field(max_length=200)
-    updated_at: dt.datetime = _instant()
+    updated_at: dt.datetime = instant_field()
 
 
 class TrancheLockRow(Table, table=True):
@@ -235,4 +229,4 @@ class TrancheLockRow(Table, table=True):
     tranche_key: str = Field(primary_key=True, max_length=100)
     org: str = Field(max_length=100)
     state: str = Field(max_length=20)        # invoiced | paid
-    updated_at: dt.datetime = _instant()
+    updated_at: dt.datetime = instant_field()

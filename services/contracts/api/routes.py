@@ -31,9 +31,8 @@ from services.contracts.service_layer import drafting
 from services.contracts.service_layer.lifecycle import contract, document_of, terms_of, version
 from shared.auth import Principal, require
 from shared.errors import Invalid, NotFound
-from shared.idempotency import once
 from shared.pagination import decode_cursor, encode_cursor
-from shared.service import runtime_of
+from shared.service import once_per_key, runtime_of
 from shared.uow import UnitOfWork, utcnow
 
 router = APIRouter(prefix="/v1", tags=["drafting"])
@@ -233,10 +232,8 @@ def draft_contract(body: DraftIn, request: Request, principal: Principal = Depen
         row, first = drafting.draft_contract(uow, library, principal, wanted, utcnow())
         return 201, contract_view(row, first)
 
-    rt = runtime_of(request)
-    with rt.uow() as uow:
-        status, answer = once(uow, rt.tables["idempotency_keys"], principal.org, "POST /v1/contracts",
-                              idempotency_key, body.model_dump(mode="json"), act)
+    status, answer = once_per_key(request, principal.org, "POST /v1/contracts", idempotency_key,
+                                  body.model_dump(mode="json"), act)
     return JSONResponse(answer, status_code=status, headers={"ETag": drafting.etag(answer["version"]),
                                                              "Location": f"/v1/contracts/{answer['id']}"})
 

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.contracts.adapters import audit_log
+from services.contracts.adapters import repository as repo
 from services.contracts.adapters.tables import ChangePolicyRow, ChangeRequestRow, ContractRow, TrancheLockRow
 from services.contracts.domain import lifecycle as states
 from services.contracts.domain.amendments import AmendmentFacts, amendment_document
@@ -71,17 +72,13 @@ def locked_tranches(session: Session, contract_id: str) -> dict[str, str]:
 
 
 def policy(session: Session, org: str) -> ChangePolicy:
-    row = session.get(ChangePolicyRow, org)
-    return ChangePolicy.model_validate(row.policy) if row else DEFAULT_CHANGE_POLICY
+    stored = repo.policy(session, ChangePolicyRow, org)
+    return ChangePolicy.model_validate(stored) if stored else DEFAULT_CHANGE_POLICY
 
 
 def set_policy(uow: UnitOfWork, who: Principal, new: ChangePolicy, now: dt.datetime) -> ChangePolicy:
-    row = uow.session.get(ChangePolicyRow, who.org, with_for_update=True)
-    before, stored = (row.policy if row else None), new.model_dump(mode="json")
-    if row is None:
-        uow.session.add(ChangePolicyRow(org=who.org, policy=stored, updated_by=who.sub, updated_at=now))
-    else:
-        row.policy, row.updated_by, row.updated_at = stored, who.sub, now
+    stored = new.model_dump(mode="json")
+    before = repo.replace_policy(uow.session, ChangePolicyRow, who.org, stored, who.sub, now)
     audit_log.append(uow.session, stream=f"change-policy:{who.org}", org=who.org, actor=who.sub,
                      action="change_policy.changed", before=before, after=stored)
     return new

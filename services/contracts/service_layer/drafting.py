@@ -31,8 +31,8 @@ from services.contracts.domain.drafting import Draft, draft
 from services.contracts.domain.library_loader import load_library
 from services.contracts.domain.templates import ContractLibrary, ResolvedTemplate
 from services.contracts.domain.variables import SchemaError, VariableSpec
-from services.contracts.service_layer.lifecycle import (DOCUMENT, contract, deviations_of, document_of, new_id,
-                                                        policy, snapshot, terms_of, version)
+from services.contracts.service_layer.lifecycle import (DOCUMENT, contract, new_id,
+                                                        policy, snapshot, version, version_findings)
 from shared.auth import Principal
 from shared.errors import (Conflict, DomainError, Invalid, PreconditionFailed, PreconditionRequired,
                            field_error)
@@ -366,10 +366,7 @@ def findings(session: Session, org: str, contract_id: str, number: int | None
     """The risk checks of a version (default: the current one) with the organisation's limits."""
     row = contract(session, org, contract_id)
     checked = version(session, row, number or row.version)
-    facts = risk_checks.VersionFacts(kind=row.kind, language=checked.language, variables=checked.variables,
-                                     terms=terms_of(row, checked), document=document_of(checked),
-                                     deviations=deviations_of(checked))
-    return checked, risk_checks.check(facts, policy(session, org).risk_limits)
+    return checked, version_findings(row, checked, policy(session, org))
 
 
 # --- an organisation's clause versions ---------------------------------------------------------

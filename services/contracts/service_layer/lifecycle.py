@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.contracts.adapters import audit_log
+from services.contracts.adapters import repository as repo
 from services.contracts.adapters.docx_writer import render_docx
 from services.contracts.adapters.tables import (ApprovalDecisionRow, ApprovalPolicyRow, ContractRow,
                                                 ContractVersionRow, SignatureRow, SignedDocumentRow)
@@ -118,18 +119,13 @@ def decisions(session: Session, row: ContractRow) -> list[ApprovalDecisionRow]:
 # --- the approval policy ---------------------------------------------------------------------------
 
 def policy(session: Session, org: str) -> ApprovalPolicy:
-    row = session.get(ApprovalPolicyRow, org)
-    return ApprovalPolicy.model_validate(row.policy) if row else DEFAULT_POLICY
+    stored = repo.policy(session, ApprovalPolicyRow, org)
+    return ApprovalPolicy.model_validate(stored) if stored else DEFAULT_POLICY
 
 
 def set_policy(uow: UnitOfWork, org: str, actor: str, new: ApprovalPolicy, now: dt.datetime) -> ApprovalPolicy:
-    row = uow.session.get(ApprovalPolicyRow, org, with_for_update=True)
-    before = row.policy if row else None
     stored = new.model_dump(mode="json")
-    if row is None:
-        uow.session.add(ApprovalPolicyRow(org=org, policy=stored, updated_by=actor, updated_at=now))
-    else:
-        row.policy, row.updated_by, row.updated_at = stored, actor, now
+    before = repo.replace_policy(uow.session, ApprovalPolicyRow, org, stored, actor, now)
     audit_log.append(uow.session, stream=f"policy:{org}", org=org, actor=actor, action="approval_policy.changed",
                      before=before, after=stored)
     return new

@@ -6,23 +6,19 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, MetaData, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, MetaData, Text, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from shared.service import with_bookkeeping
-from shared.tables import UtcDateTime
+from shared.tables import BigId, instant_field
 
 metadata = with_bookkeeping(MetaData())
-BigId = BigInteger().with_variant(Integer, "sqlite")
 
 
 class Table(SQLModel, registry=registry(metadata=metadata)):
     """Base of every notifications table model (a registry of its own: services never share tables)."""
 
-
-def _instant(nullable: bool = False, index: bool = False):
-    return Field(default=None, sa_column=Column(UtcDateTime(), nullable=nullable, index=index))
 
 
 class SubscriptionRow(Table, table=True):
@@ -42,8 +38,8 @@ class SubscriptionRow(Table, table=True):
     timezone: str = Field(max_length=64)
     active: bool = True
     created_by: str = Field(max_length=200)
-    created_at: dt.datetime = _instant()
-    updated_at: dt.datetime = _instant()
+    created_at: dt.datetime = instant_field()
+    updated_at: dt.datetime = instant_field()
 
 
 class EndpointRow(Table, table=True):
@@ -55,12 +51,12 @@ class EndpointRow(Table, table=True):
     description: str | None = Field(default=None, max_length=500)
     secret: str = Field(max_length=100)
     status: str = Field(default="active", max_length=10)          # active | disabled
-    failing_since: dt.datetime | None = _instant(nullable=True)
+    failing_since: dt.datetime | None = instant_field(nullable=True)
     failed_deliveries: int = 0
-    disabled_at: dt.datetime | None = _instant(nullable=True)
+    disabled_at: dt.datetime | None = instant_field(nullable=True)
     disabled_reason: str | None = Field(default=None, max_length=500)
     created_by: str = Field(max_length=200)
-    created_at: dt.datetime = _instant()
+    created_at: dt.datetime = instant_field()
 
 
 class DeliveryRow(Table, table=True):
@@ -90,12 +86,12 @@ class DeliveryRow(Table, table=True):
     status: str = Field(max_length=10)
     attempts: int = 0                                                # all attempts, ever
     round_attempts: int = 0                                          # since `retry_since` (redeliver starts over)
-    next_attempt_at: dt.datetime | None = _instant(nullable=True)
-    retry_since: dt.datetime | None = _instant(nullable=True)
+    next_attempt_at: dt.datetime | None = instant_field(nullable=True)
+    retry_since: dt.datetime | None = instant_field(nullable=True)
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    created_at: dt.datetime = _instant()
-    delivered_at: dt.datetime | None = _instant(nullable=True)
-    failed_at: dt.datetime | None = _instant(nullable=True)
+    created_at: dt.datetime = instant_field()
+    delivered_at: dt.datetime | None = instant_field(nullable=True)
+    failed_at: dt.datetime | None = instant_field(nullable=True)
 
 
 class AttemptRow(Table, table=True):
@@ -104,7 +100,7 @@ class AttemptRow(Table, table=True):
     delivery_id: str = Field(index=True, max_length=32)
     org: str = Field(max_length=100)
     number: int
-    at: dt.datetime = _instant()
+    at: dt.datetime = instant_field()
     outcome: str = Field(max_length=10)                 # delivered | failed | refused
     status_code: int | None = None
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
@@ -126,7 +122,7 @@ class InboxItemRow(Table, table=True):
     subject: str = Field(max_length=500)
     body: str = Field(sa_column=Column(Text, nullable=False))
     link: str | None = Field(default=None, max_length=2000)
-    created_at: dt.datetime = _instant()
+    created_at: dt.datetime = instant_field()
 
 
 class InboxReadRow(Table, table=True):
@@ -134,7 +130,7 @@ class InboxReadRow(Table, table=True):
     __tablename__ = "inbox_reads"
     item_id: str = Field(primary_key=True, max_length=32)
     user_id: str = Field(primary_key=True, max_length=200)
-    read_at: dt.datetime = _instant()
+    read_at: dt.datetime = instant_field()
 
 
 class KnownContractRow(Table, table=True):
@@ -145,4 +141,4 @@ class KnownContractRow(Table, table=True):
     title: str = Field(max_length=500)
     number: str | None = Field(default=None, max_length=100)
     currency: str | None = Field(default=None, max_length=3)
-    updated_at: dt.datetime = _instant()
+    updated_at: dt.datetime = instant_field()

@@ -20,9 +20,8 @@ from services.notifications.api.schemas import EndpointIn, SubscriptionIn, Subsc
 from services.notifications.service_layer import Notifier
 from shared.auth import Principal, require
 from shared.errors import Invalid, NotFound
-from shared.idempotency import once
 from shared.pagination import decode_cursor, page_of
-from shared.service import runtime_of
+from shared.service import once_per_key, runtime_of
 from shared.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1", tags=["notifications"])
@@ -39,9 +38,7 @@ def notifier_of(request: Request) -> Notifier:
 def _idempotent(request: Request, principal: Principal, scope: str, key: str | None, body: dict,
                 act: Callable[[UnitOfWork], tuple[int, dict]]) -> JSONResponse:
     """Run `act` once per Idempotency-Key: a retry with the same key and body gets the first answer."""
-    rt = runtime_of(request)
-    with rt.uow() as uow:
-        status, answer = once(uow, rt.tables["idempotency_keys"], principal.org, scope, key, body, act)
+    status, answer = once_per_key(request, principal.org, scope, key, body, act)
     return JSONResponse(answer, status_code=status)
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from shared.service import with_bookkeeping
-from shared.tables import UtcDateTime
+from shared.tables import instant_field
 
 metadata = with_bookkeeping(MetaData())
 
@@ -25,9 +25,6 @@ class Table(SQLModel, registry=registry(metadata=metadata)):
 def _money(nullable: bool = False):
     return Field(default=None if nullable else Decimal("0.00"), sa_column=Column(Numeric(18, 2), nullable=nullable))
 
-
-def _instant(nullable: bool = False):
-    return Field(default=None, sa_column=Column(UtcDateTime(), nullable=nullable))
 
 
 class ScheduleRow(Table, table=True):
@@ -46,8 +43,8 @@ class ScheduleRow(Table, table=True):
     charges_late_fees: bool = False
     late_fee_rules: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # [{from, daily_rate, cap}]
     terms: dict = Field(sa_column=Column(JSON, nullable=False))
-    created_at: dt.datetime = _instant()
-    updated_at: dt.datetime = _instant()
+    created_at: dt.datetime = instant_field()
+    updated_at: dt.datetime = instant_field()
 
 
 class TrancheRow(Table, table=True):
@@ -113,7 +110,7 @@ class MilestoneReviewRow(Table, table=True):
     step: int
     action: str = Field(max_length=20)
     actor: str = Field(max_length=200)
-    at: dt.datetime = _instant()
+    at: dt.datetime = instant_field()
     evidence: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     comment: str | None = Field(default=None, max_length=4000)
 
@@ -131,7 +128,7 @@ class InvoiceRow(Table, table=True):
     issued_on: dt.date
     issued_by: str = Field(max_length=200)
     status: str = Field(max_length=20)
-    created_at: dt.datetime = _instant()
+    created_at: dt.datetime = instant_field()
 
 
 class InvoiceCounterRow(Table, table=True):
@@ -153,7 +150,7 @@ class PaymentRow(Table, table=True):
     received_on: dt.date
     reference: str = Field(max_length=200)
     recorded_by: str = Field(max_length=200)
-    recorded_at: dt.datetime = _instant()
+    recorded_at: dt.datetime = instant_field()
 
 
 class CreditNoteRow(Table, table=True):
@@ -210,5 +207,5 @@ class CalendarFeedRow(Table, table=True):
     owner: str = Field(index=True, max_length=200)
     name: str = Field(max_length=200)
     token_hash: str = Field(unique=True, max_length=64)
-    created_at: dt.datetime = _instant()
-    revoked_at: dt.datetime | None = _instant(nullable=True)
+    created_at: dt.datetime = instant_field()
+    revoked_at: dt.datetime | None = instant_field(nullable=True)

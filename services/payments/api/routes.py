@@ -20,7 +20,6 @@ from typing import Callable
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import IntegrityError
 
 from services.payments import service_layer, views
 from services.payments.adapters import csv_export, ical
@@ -31,9 +30,8 @@ from services.payments.domain import reports
 from services.payments.domain.due_dates import local_date
 from shared.auth import Principal, require
 from shared.errors import Invalid, NotFound, field_error
-from shared.idempotency import remember, replay
 from shared.pagination import decode_cursor, page_of
-from shared.service import now_of, runtime_of
+from shared.service import now_of, once_per_key, runtime_of
 from shared.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1", tags=["payments"])
@@ -61,23 +59,7 @@ def _schedule(request: Request, principal: Principal, contract_id: str):
 
 def _idempotent(request: Request, principal: Principal, scope: str, key: str | None, body: dict,
                 act: Callable[[UnitOfWork], tuple[int, dict]]) -> JSONResponse:
-    """Run `act` once per Idempotency-Key: a retry with the same key and body gets the first answer."""
-    rt = runtime_of(request)
-    table = rt.tables["idempotency_keys"]
-    with rt.uow() as uow:
-        stored = replay(uow.session, table, principal.org, scope, key, body)
-        if stored is not None:
-            return JSONResponse(stored[1], status_code=stored[0])
-        status, answer = act(uow)
-        try:
-            remember(uow.session, table, principal.org, scope, key, body, status, answer)
-            uow.commit()
-        except IntegrityError:
-            uow.rollback()  # the same key won a race in another request: answer what it answered
-            stored = replay(uow.session, table, principal.org, scope, key, body)
-            if stored is None:
-                raise
-            return JSONResponse(stored[1], status_code=stored[0])
+    status, answer = once_per_key(request, principal.org, scope, key, body, act)
     return JSONResponse(answer, status_code=status)
 
 

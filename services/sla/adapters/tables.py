@@ -7,23 +7,19 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, MetaData, Numeric, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Integer, MetaData, Numeric, Text, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from shared.service import with_bookkeeping
-from shared.tables import UtcDateTime
+from shared.tables import BigId, instant_field
 
 metadata = with_bookkeeping(MetaData())
-BigId = BigInteger().with_variant(Integer, "sqlite")
 
 
 class Table(SQLModel, registry=registry(metadata=metadata)):
     """Base of every sla table model (a registry of its own: services never share tables)."""
 
-
-def _instant(nullable: bool = False, index: bool = False):
-    return Field(default=None, sa_column=Column(UtcDateTime(), nullable=nullable, index=index))
 
 
 class DefinitionRow(Table, table=True):
@@ -40,8 +36,8 @@ class DefinitionRow(Table, table=True):
     end_date: dt.date
     service_hours: dict = Field(sa_column=Column(JSON, nullable=False))
     credit_cap_share: Decimal | None = Field(default=None, sa_column=Column(Numeric(9, 6), nullable=True))
-    created_at: dt.datetime = _instant()
-    updated_at: dt.datetime = _instant()
+    created_at: dt.datetime = instant_field()
+    updated_at: dt.datetime = instant_field()
 
 
 class MetricRow(Table, table=True):
@@ -71,9 +67,9 @@ class TicketEventRow(Table, table=True):
     ticket_id: str = Field(max_length=200)
     source_id: str = Field(max_length=200)
     kind: str = Field(max_length=20)
-    at: dt.datetime = _instant()
+    at: dt.datetime = instant_field()
     priority: str | None = Field(default=None, max_length=2)
-    received_at: dt.datetime = _instant()
+    received_at: dt.datetime = instant_field()
 
 
 class TicketClockRow(Table, table=True):
@@ -90,14 +86,14 @@ class TicketClockRow(Table, table=True):
     period: str = Field(max_length=7)
     state: str = Field(max_length=20)
     cycle: int = 1
-    opened_at: dt.datetime = _instant()
-    deadline: dt.datetime | None = _instant(nullable=True)
-    at_risk_at: dt.datetime | None = _instant(nullable=True)
-    breached_at: dt.datetime | None = _instant(nullable=True)
-    running_since: dt.datetime | None = _instant(nullable=True)
+    opened_at: dt.datetime = instant_field()
+    deadline: dt.datetime | None = instant_field(nullable=True)
+    at_risk_at: dt.datetime | None = instant_field(nullable=True)
+    breached_at: dt.datetime | None = instant_field(nullable=True)
+    running_since: dt.datetime | None = instant_field(nullable=True)
     elapsed_seconds: Decimal = Field(default=Decimal(0), sa_column=Column(Numeric(18, 3), nullable=False))
     miss: Decimal | None = Field(default=None, sa_column=Column(Numeric(18, 6), nullable=True))
-    updated_at: dt.datetime = _instant()
+    updated_at: dt.datetime = instant_field()
 
 
 class SampleRow(Table, table=True):
@@ -111,8 +107,8 @@ class SampleRow(Table, table=True):
     source_id: str = Field(max_length=200)
     kind: str = Field(max_length=30)
     metric_key: str | None = Field(default=None, max_length=100)
-    start: dt.datetime = _instant()            # interval start, or the moment of a score, contact or report
-    end: dt.datetime | None = _instant(nullable=True)
+    start: dt.datetime = instant_field()            # interval start, or the moment of a score, contact or report
+    end: dt.datetime | None = instant_field(nullable=True)
     state: str | None = Field(default=None, max_length=20)
     offered: int = 0
     answered_within_threshold: int = 0
@@ -122,7 +118,7 @@ class SampleRow(Table, table=True):
     contacts: int = 0
     resolved_first_contact: int = 0
     report_period: str | None = Field(default=None, max_length=7)   # the month a delivered report covers
-    received_at: dt.datetime = _instant()
+    received_at: dt.datetime = instant_field()
 
 
 class WindowResultRow(Table, table=True):
@@ -141,7 +137,7 @@ class WindowResultRow(Table, table=True):
     breaches: int = 0
     miss: Decimal = Field(default=Decimal(0), sa_column=Column(Numeric(18, 6), nullable=False))
     closed: bool = False
-    updated_at: dt.datetime = _instant()
+    updated_at: dt.datetime = instant_field()
 
 
 class PeriodRow(Table, table=True):
@@ -156,10 +152,10 @@ class PeriodRow(Table, table=True):
     org: str = Field(max_length=100)
     contract_id: str = Field(max_length=64)
     period: str = Field(max_length=7)
-    starts_at: dt.datetime = _instant()
-    ends_at: dt.datetime = _instant()
+    starts_at: dt.datetime = instant_field()
+    ends_at: dt.datetime = instant_field()
     status: str = Field(default="open", max_length=20)
-    closed_at: dt.datetime | None = _instant(nullable=True)
+    closed_at: dt.datetime | None = instant_field(nullable=True)
     credit_id: str | None = Field(default=None, max_length=32)
     credit_amount: Decimal | None = Field(default=None, sa_column=Column(Numeric(18, 2), nullable=True))
     credit_detail: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
@@ -183,9 +179,9 @@ class TimerRow(Table, table=True):
     kind: str = Field(max_length=20)           # at_risk | breach
     cycle: int = 1
     period: str = Field(max_length=7)
-    due_at: dt.datetime = _instant()
+    due_at: dt.datetime = instant_field()
     status: str = Field(default="pending", max_length=20)   # pending | fired | retracted
-    fired_at: dt.datetime | None = _instant(nullable=True)
+    fired_at: dt.datetime | None = instant_field(nullable=True)
     details: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
@@ -199,4 +195,4 @@ class PublishedEventRow(Table, table=True):
     event_id: str = Field(max_length=64)
     event_type: str = Field(max_length=100)
     body: str = Field(sa_column=Column(Text, nullable=False))   # the structured CloudEvent, JSON
-    created_at: dt.datetime = _instant()
+    created_at: dt.datetime = instant_field()
