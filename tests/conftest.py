@@ -63,13 +63,24 @@ class Databases:
         return POSTGRES_URL.rsplit("/", 1)[0] + "/" + db
 
     def drop_all(self) -> None:
-        if not self.created:
-            return
-        admin = create_engine(normalise_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            for db in self.created:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
-        admin.dispose()
+        """Dropping a PostgreSQL database takes seconds; they are all dropped once, after the session."""
+        _LEFT_OVER.extend(self.created)
+        self.created = []
+
+
+_LEFT_OVER: list[str] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_test_databases():
+    yield
+    if not _LEFT_OVER:
+        return
+    admin = create_engine(normalise_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        for db in _LEFT_OVER:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture(params=BACKENDS)
