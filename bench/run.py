@@ -101,8 +101,10 @@ def record_in_readme(results: dict, rows: list[Row]) -> None:
     if not README.exists():
         return
     m = results["machine"]
-    section = (f"{MARKERS[0]}\nMeasured {m['date']} on {m['cpu']}, {m['cores']} cores, Python {m['python']}, "
-               f"{m['os']} ({results['seconds']:g} s in all).\n\n{markdown(rows)}\n{MARKERS[1]}")
+    dates = sorted({b.get("measured_at") or m["date"] for b in results["benchmarks"].values()})
+    when = dates[0] if len(dates) == 1 else f"from {dates[0]} to {dates[-1]} (see measured_at in results.json)"
+    section = (f"{MARKERS[0]}\nMeasured {when} on {m['cpu']}, {m['cores']} cores, Python {m['python']}, "
+               f"{m['os']} ({results['seconds']:g} s of benchmarking).\n\n{markdown(rows)}\n{MARKERS[1]}")
     text = README.read_text()
     start, end = text.find(MARKERS[0]), text.find(MARKERS[1])
     if start >= 0 and end > start:
