@@ -27,7 +27,7 @@ from shared.events.payments import TOPIC as PAYMENTS_TOPIC
 from shared.events.sla import SlaCreditAssessed
 from shared.kafka import ensure_topics
 from tests.helpers import auth, wait_until
-from tests.unit.test_payments_domain import amended_terms, software_development_terms
+from tests.unit.test_payments_domain import amended_terms, demo_terms, software_development_terms
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 VIEWER, FINANCE = auth("viewer"), auth("finance")
@@ -235,7 +235,8 @@ def test_software_development_contract_through_the_broker_and_the_api(start_serv
     assert (view["credit_notes"][0]["applied"], view["credit_notes"][0]["carried_forward"]) == ("400000.00", "0.00")
     assert len(published.wait_for("credit.applied", credit_id="sla-cr-2026-10", count=2)) == 2
 
-    # The amendment re-plans only the retention; the old one stays in history.
+    # The amendment adds a change request; every other tranche is planned as before and simply continues
+    # (the retention with its credit), so nothing is superseded.
     contracts.publish(ContractAmended(contract_id=cid, org="acme", version=2, previous_version=1,
                                       terms=amended_terms(cid), delta={"total_amount": "1334567.89"}),
                       morning("2026-11-02"))
@@ -243,12 +244,12 @@ def test_software_development_contract_through_the_broker_and_the_api(start_serv
     view = schedule_of(client, cid)
     assert [(t["key"], t["amount"], t["outstanding"]) for t in view["tranches"]] == [
         ("signing", "370370.37", "0.00"), ("requirements", "370370.37", "0.00"), ("final", "370370.36", "0.00"),
-        ("change_request", "100000.00", "70370.36"), ("retention", "123456.79", "123456.79")]
+        ("change_request", "100000.00", "100000.00"), ("retention", "123456.79", "93827.15")]
     assert view["scheduled_total"] == "1334567.89"
     history = client.get(f"/v1/payment-schedules/{cid}/history", headers=VIEWER).json()
-    assert [(h["replaced_in_version"], [t["key"] for t in h["tranches"]]) for h in history["superseded"]] == [
-        (2, ["retention"])]
-    assert published.wait_for("payment_schedule.rebaselined")[0]["kept"] == ["signing", "requirements", "final"]
+    assert history["superseded"] == []
+    assert published.wait_for("payment_schedule.rebaselined")[0]["kept"] == [
+        "signing", "requirements", "final", "retention"]
 
     # Reports: aging, cash-flow forecast and their CSV.
     set_clock(client, morning("2026-11-03"))
@@ -256,11 +257,11 @@ def test_software_development_contract_through_the_broker_and_the_api(start_serv
     assert aging["contracts"] == []                             # nothing payable is unpaid right now
     forecast = client.get("/v1/reports/cash-flow", params={"months": 14}, headers=VIEWER).json()
     by_month = {line["month"]: line["amount"] for line in forecast["lines"]}
-    assert by_month["2026-12"] == "70370.36"      # change request: planned 15 Dec + 10 working days = 29 Dec
-    assert by_month["2027-11"] == "123456.79"     # the retention, due 1 November 2027
+    assert by_month["2026-12"] == "100000.00"      # change request: planned 15 Dec + 10 working days = 29 Dec
+    assert by_month["2027-11"] == "93827.15"      # the retention, less its credit, due 1 November 2027
     exported = client.get("/v1/reports/cash-flow.csv", params={"months": 14}, headers=VIEWER)
     assert exported.headers["content-type"].startswith("text/csv")
-    assert "2027-11,CNY,123456.79,1" in exported.content.decode("utf-8-sig")
+    assert "2027-11,CNY,93827.15,1" in exported.content.decode("utf-8-sig")
 
     # The calendar feed: a per-user secret URL a calendar app can poll; revoking it closes it.
     feed = client.post("/v1/calendar-feeds", json={"name": "Acme receivables"}, headers=VIEWER)
@@ -270,7 +271,7 @@ def test_software_development_contract_through_the_broker_and_the_api(start_serv
     assert ics.status_code == 200 and ics.headers["content-type"].startswith("text/calendar")
     events = {str(e["uid"]): e for e in Calendar.from_ical(ics.content).walk("VEVENT")}
     due_dates = sorted((e.decoded("dtstart"), str(e["summary"])) for e in events.values())
-    assert (dt.date(2027, 11, 1), "Payment due CNY 123,456.79 – QY-SD-2026-001 质量保证金") in due_dates
+    assert (dt.date(2027, 11, 1), "Payment due CNY 93,827.15 – QY-SD-2026-001 质量保证金") in due_dates
     assert any(day == dt.date(2026, 12, 15) and "变更需求验收" in text for day, text in due_dates)
     assert client.delete(f"/v1/calendar-feeds/{feed.json()['id']}", headers=VIEWER).status_code == 204
     assert_problem(client.get("/" + url), 404)
@@ -279,7 +280,7 @@ def test_software_development_contract_through_the_broker_and_the_api(start_serv
     set_clock(client, morning("2027-09-30"))
     released = published.wait_for("retention.released")[0]
     assert (released["amount"], released["released_on"], released["due_date"]) == (
-        "123456.79", "2027-09-30", "2027-11-01")
+        "93827.15", "2027-09-30", "2027-11-01")
     assert tranche(schedule_of(client, cid), "retention")["status"] == "due"
     # Every kind of event this contract produced went out exactly as often as it happened.
     assert len(published.of("payment_schedule.created")) == 1
@@ -481,3 +482,71 @@ def test_a_credit_lowered_before_the_schedule_exists_is_deducted_as_lowered(star
     view = schedule_of(client, cid)
     assert (tranche(view, "signing")["credited"], view["credit_carried_forward"]) == ("3000.00", "0.00")
     assert [(w["credit_id"], w["from_carried_forward"]) for w in view["credit_withdrawals"]] == [("early-2", "2000.00")]
+
+
+# ---------------------------------------------------------------------- amending an overdue tranche
+
+def test_amending_a_contract_with_an_overdue_tranche_counts_each_late_fee_day_once(start_service, broker, topic_prefix):
+    client = start_service("payments")
+    set_clock(client, morning("2026-09-01"))
+    contracts, published = Contracts(broker, topic_prefix), PaymentsTopic(broker, topic_prefix)
+    cid = "c-demo-amend"
+    contracts.publish(ContractSigned(contract_id=cid, org="acme", version=1, terms=demo_terms(contract_id=cid)),
+                      morning("2026-09-01"))
+    wait_until(lambda: client.get(f"/v1/payment-schedules/{cid}", headers=VIEWER).status_code == 200,
+               message="schedule created")
+    payments = f"/v1/payment-schedules/{cid}/payments"
+    signing = tranche(schedule_of(client, cid), "signing")
+    paid = client.post(payments, headers=FINANCE, json={"tranche_id": signing["id"], "amount": "385800.00",
+                                                        "received_on": "2026-09-01", "reference": "BOC-0901"})
+    assert paid.status_code == 201, paid.text
+    milestone(client, cid, "requirements", "reach", PM)
+    milestone(client, cid, "requirements", "submit", PM, evidence=["https://docs.example.cn/srs.pdf"])
+    accepted = milestone(client, cid, "requirements", "accept", CLIENT, accepted_on="2026-09-01")
+    (requirements,) = accepted.json()["tranches"]
+    assert (requirements["amount"], requirements["due_date"]) == ("385800.00", "2026-09-21")
+
+    # 23 November: the scheduler marks it overdue and announces its late fees; then the price goes up
+    # by ¥100,000.00 on acceptance only, as the contracts service announces it (the full new terms).
+    set_clock(client, morning("2026-11-23"))
+    published.wait_for("late_fee.accrued", tranche_id=requirements["id"])
+    contracts.publish(ContractAmended(contract_id=cid, org="acme", version=2, previous_version=1,
+                                      terms=demo_terms(2, cid, "1386000.00", acceptance="550100.00"),
+                                      delta={"total_price": {"from": "1286000.00", "to": "1386000.00"}}),
+                      morning("2026-11-23"))
+    wait_until(lambda: schedule_of(client, cid)["version"] == 2, message="amendment applied")
+    kept = tranche(schedule_of(client, cid), "requirements")
+    assert (kept["id"], kept["status"]) == (requirements["id"], "overdue")     # unchanged: it simply continues
+
+    def statement(as_of: str) -> dict:
+        response = client.get(f"/v1/payment-schedules/{cid}/late-fees", params={"as_of": as_of}, headers=VIEWER)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    fees = statement("2026-11-23")
+    assert {x["tranche_id"] for x in fees["days"]} == {requirements["id"]}
+    assert (fees["days"][0]["day"], fees["days"][-1]["day"], len(fees["days"])) == ("2026-09-22", "2026-11-23", 63)
+    assert fees["total"] == "12152.70"
+
+    # 25 November: a second amendment moves ¥50,000.00 from requirements to acceptance. The old
+    # tranche keeps its days up to the amendment day, its replacement is overdue at once and accrues
+    # from the day after.
+    set_clock(client, morning("2026-11-25"))
+    contracts.publish(ContractAmended(contract_id=cid, org="acme", version=3, previous_version=2,
+                                      terms=demo_terms(3, cid, "1386000.00", requirements="335800.00",
+                                                       acceptance="600100.00"), delta={}),
+                      morning("2026-11-25"))
+    wait_until(lambda: schedule_of(client, cid)["version"] == 3, message="second amendment applied")
+    replacement = tranche(schedule_of(client, cid), "requirements")
+    assert replacement["id"] != requirements["id"]
+    assert (replacement["status"], replacement["due_date"], replacement["amount"]) == (
+        "overdue", "2026-09-21", "335800.00")
+    set_clock(client, morning("2026-11-26"))
+    fee = published.wait_for("late_fee.accrued", tranche_id=replacement["id"])[0]
+    assert (fee["from_day"], fee["through_day"], fee["amount"]) == ("2026-11-26", "2026-11-26", "167.90")
+    fees = statement("2026-11-26")
+    assert len({x["day"] for x in fees["days"]}) == len(fees["days"]) == 66    # never the same day twice
+    assert [x["day"] for x in fees["days"] if x["tranche_id"] == replacement["id"]] == ["2026-11-26"]
+    assert fees["total"] == str(65 * D("192.90") + D("167.90")) == "12706.40"
+    assert len(published.of("payment.overdue", tranche_id=replacement["id"])) == 1
+    assert len(published.of("payment.overdue", tranche_id=requirements["id"])) == 1

@@ -196,9 +196,8 @@ def test_software_development_contract_end_to_end():
     assert s.receive_credit("sla-credit-2026-10", "2026-10", D("400000.00"), "CNY", [], d("2026-10-28")) is None
 
     # Amendment: a ¥100,000.00 change request. Signing and requirements are paid, final is settled:
-    # they stay. Only the retention (unpaid, uninvoiced) is re-planned; its credit is taken back and
-    # deducted again from the next unpaid tranche, now the change request.
-    old_retention_id = retention.id
+    # they stay. The retention (unpaid, uninvoiced) is planned exactly as before: it stays too, with
+    # its credit. Only the change request is new.
     assert s.rebaseline(amended_terms(), d("2026-11-02"), d("2026-11-02")) is True
     assert s.rebaseline(amended_terms(), d("2026-11-03"), d("2026-11-03")) is False  # redelivered
     active = {t.key: t for t in s.active_tranches()}
@@ -208,19 +207,15 @@ def test_software_development_contract_end_to_end():
         "change_request": D("100000.00"), "retention": D("123456.79")}
     assert s.scheduled_total() == D("1334567.89") == s.total_amount
     assert (active["change_request"].status, active["change_request"].credited,
-            active["change_request"].outstanding) == ("pending", D("29629.64"), D("70370.36"))
-    new_retention = active["retention"]
-    assert new_retention.id != old_retention_id and new_retention.credited == D("0.00")
-    assert (new_retention.status, new_retention.triggered_on, new_retention.due_date) == (
-        "scheduled", d("2027-09-30"), d("2027-11-01"))
-    (old,) = s.history()
-    assert (old.id, old.status, old.superseded_in, old.closed_on, old.amount, old.credited) == (
-        old_retention_id, "superseded", 2, d("2026-11-02"), D("123456.79"), D("0.00"))
-    rebaselined, reapplied = drain(s)
+            active["change_request"].outstanding) == ("pending", D("0.00"), D("100000.00"))
+    assert active["retention"] is retention and retention.position == 4
+    assert (retention.status, retention.credited, retention.triggered_on, retention.due_date) == (
+        "scheduled", D("29629.64"), d("2027-09-30"), d("2027-11-01"))
+    assert s.history() == []
+    (rebaselined,) = drain(s)
     assert rebaselined.event_type == "payment_schedule.rebaselined"
     assert (rebaselined.version, rebaselined.previous_version, rebaselined.kept, rebaselined.superseded) == (
-        2, 1, ["signing", "requirements", "final"], [old_retention_id])
-    assert (reapplied.tranche_key, reapplied.amount, reapplied.remaining) == ("change_request", D("29629.64"), D("0"))
+        2, 1, ["signing", "requirements", "final", "retention"], [])
     # The amendment raised the cap to 0.2 % of ¥1,334,567.89 from 2 November on; the days already
     # charged under the old cap are not charged again.
     assert s.late_fees(d("2026-12-31")).total == D("2469.14")
@@ -231,10 +226,10 @@ def test_software_development_contract_end_to_end():
     s.advance_to(d("2027-09-30"))
     due_event, released = drain(s)
     assert (due_event.event_type, due_event.tranche_key, due_event.amount) == ("payment.due", "retention",
-                                                                               D("123456.79"))
+                                                                               D("93827.15"))
     assert (released.event_type, released.amount, released.released_on, released.due_date) == (
-        "retention.released", D("123456.79"), d("2027-09-30"), d("2027-11-01"))
-    assert new_retention.status == "due"
+        "retention.released", D("93827.15"), d("2027-09-30"), d("2027-11-01"))
+    assert retention.status == "due"
 
 
 # ---------------------------------------------------------------------- amounts
@@ -508,7 +503,7 @@ def test_credit_on_a_paid_or_invoiced_tranche_is_carried_as_a_debit_to_the_next_
     assert (debited.event_type, debited.credit_id, debited.tranche_key, debited.amount, debited.outstanding) == (
         "credit.debited", "cr-1", "requirements", D("2000.00"), D("372370.37"))
     assert s.outstanding() == D(TOTAL) - D("3000.00")
-    # An amendment replaces the unpaid tranches: the debit follows to the first of the new ones.
+    # An amendment leaves requirements as it was: it is kept, with its debit.
     s.rebaseline(amended_terms(), d("2026-09-10"), d("2026-09-10"))
     assert (by_key(s, "requirements").credited, s.credit_owed()) == (D("-2000.00"), 0)
     assert s.outstanding() == D("1334567.89") - D("3000.00")
@@ -534,6 +529,93 @@ def test_a_correction_is_applied_once():
     assert s.withdraw_credit("cr-1", "2026-08", D("1000.00"), "CNY", d("2026-09-09")) is None   # a credit's id
     assert s.receive_credit("cr-2", "2026-08", D("1000.00"), "CNY", [], d("2026-09-09")) is None
     assert (by_key(s, "signing").credited, len(s.credit_withdrawals), s.events) == (D("3000.00"), 1, [])
+
+
+# ---------------------------------------------------------------------- amending an overdue tranche
+
+def demo_terms(version: int = 1, contract_id: str = "c-demo-1", total: str = "1286000.00", **amounts) -> ContractTerms:
+    """The demo's software-development contract: ¥1,286,000.00 paid 30/30/35/5, 0.05 %/day capped at 5 %.
+    An amendment passes its new total and the amounts it changes (the others as signed)."""
+    written = {"signing": "385800.00", "requirements": "385800.00", "acceptance": "450100.00",
+               "retention": "64300.00", **amounts}
+    working = {"days": 15, "unit": "working_days"}
+    tranches = [
+        {"key": "signing", "label": "首付款", "percent": "30", "trigger": {"kind": "on_signing"},
+         "due": {"days": 10, "unit": "working_days"}},
+        {"key": "requirements", "label": "需求确认款", "percent": "30",
+         "trigger": {"kind": "milestone", "milestone": "requirements"}, "due": working},
+        {"key": "acceptance", "label": "验收款", "percent": "35",
+         "trigger": {"kind": "milestone", "milestone": "final_acceptance"}, "due": working},
+        {"key": "retention", "label": "质保金", "percent": "5", "is_retention": True,
+         "trigger": {"kind": "after_tranche", "tranche": "acceptance"}, "due": working}]
+    return software_development_terms(
+        version=version, contract_id=contract_id, total_amount=total,
+        tranches=[{**t, "amount": written[t["key"]]} for t in tranches],
+        late_payment={"daily_rate": "0.0005", "cap_share": "0.05"},
+        milestones=[{"key": "requirements", "label": "需求规格说明书确认", "due_date": "2026-02-27"},
+                    {"key": "final_acceptance", "label": "最终验收", "due_date": "2026-09-30"}])
+
+
+def overdue_requirements() -> PaymentSchedule:
+    """Signing paid; requirements accepted on 1 September, due 21 September, unpaid: on 23 November the
+    scheduler has marked it overdue and announced its late fees up to that day."""
+    s = PaymentSchedule.from_terms(demo_terms(), d("2026-09-01"), d("2026-09-01"))
+    s.record_payment(by_key(s, "signing").id, D("385800.00"), d("2026-09-10"), "BOC-0910", "fin")
+    accept(s, "requirements", d("2026-09-01"))
+    assert by_key(s, "requirements").due_date == d("2026-09-21")
+    s.advance_to(d("2026-11-23"))
+    s.book_late_fees(d("2026-11-23"))
+    drain(s)
+    return s
+
+
+def test_an_amendment_keeps_an_overdue_tranche_it_leaves_unchanged_and_its_late_fees_count_once():
+    s = overdue_requirements()
+    requirements = by_key(s, "requirements")
+    assert s.rebaseline(demo_terms(2, total="1386000.00", acceptance="550100.00"), d("2026-11-23"), d("2026-11-23"))
+    assert by_key(s, "requirements") is requirements
+    assert (requirements.status, requirements.version, requirements.late_fees_through) == (
+        "overdue", 1, d("2026-11-23"))
+    # Acceptance changed; the retention follows it, so it is planned again too.
+    assert [t.key for t in s.history()] == ["acceptance", "retention"]
+    assert {t.key: t.amount for t in s.active_tranches()} == {
+        "signing": D("385800.00"), "requirements": D("385800.00"), "acceptance": D("550100.00"),
+        "retention": D("64300.00")}
+    (rebaselined,) = drain(s)                                  # no second payment.overdue
+    assert rebaselined.kept == ["signing", "requirements"]
+    fees = s.late_fees(d("2026-11-23"))
+    assert {x.tranche_id for x in fees.days} == {requirements.id}
+    assert (fees.days[0].day, fees.days[-1].day, len(fees.days)) == (d("2026-09-22"), d("2026-11-23"), 63)
+    assert fees.total == D("12152.70") == 63 * D("192.90")
+
+
+def test_an_overdue_tranche_an_amendment_changes_hands_over_its_late_fee_days_and_its_replacement_is_overdue():
+    s = overdue_requirements()
+    old = by_key(s, "requirements")
+    s.rebaseline(demo_terms(2, requirements="335800.00", acceptance="500100.00"), d("2026-11-23"), d("2026-11-23"))
+    new = by_key(s, "requirements")
+    assert new.id != old.id and (old.status, old.closed_on) == ("superseded", d("2026-11-23"))
+    # Same trigger and due date, already past: overdue at once, announced once.
+    assert (new.due_date, new.status, new.late_fees_from) == (d("2026-09-21"), "overdue", d("2026-11-24"))
+    rebaselined, due, overdue = drain(s)
+    assert (rebaselined.event_type, due.event_type, due.tranche_id) == (
+        "payment_schedule.rebaselined", "payment.due", new.id)
+    assert (overdue.event_type, overdue.tranche_id, overdue.amount, overdue.overdue_since) == (
+        "payment.overdue", new.id, D("335800.00"), d("2026-09-22"))
+    assert s.advance_to(d("2026-11-24")) == []
+    # The old tranche keeps its days up to the amendment day (owed at its start); the new one follows on.
+    fees = s.late_fees(d("2026-11-25"))
+    old_days = fees.for_tranche(old.id)
+    assert (old_days[0].day, old_days[-1].day, len(old_days)) == (d("2026-09-22"), d("2026-11-23"), 63)
+    assert [(x.day, x.fee) for x in fees.for_tranche(new.id)] == [(d("2026-11-24"), D("167.90")),
+                                                                  (d("2026-11-25"), D("167.90"))]
+    assert len({x.day for x in fees.days}) == len(fees.days)   # never the same day twice
+    assert fees.total == D("12152.70") + D("335.80")
+    # The scheduler announces only the new tranche's days; the old ones were announced already.
+    s.book_late_fees(d("2026-11-24"))
+    (fee,) = drain(s)
+    assert (fee.tranche_id, fee.from_day, fee.through_day, fee.amount) == (
+        new.id, d("2026-11-24"), d("2026-11-24"), D("167.90"))
 
 
 # ---------------------------------------------------------------------- termination

@@ -228,7 +228,7 @@ def _tranche(r: TrancheRow) -> PaymentTranche:
         due_term=DueTerm(r.due_days, r.due_unit), is_retention=r.is_retention, version=r.version, status=r.status,
         triggered_on=r.triggered_on, due_date=r.due_date, settled_on=r.settled_on, closed_on=r.closed_on,
         superseded_in=r.superseded_in, paid=_d(r.paid), credited=_d(r.credited),
-        late_fees_through=r.late_fees_through)
+        late_fees_through=r.late_fees_through, late_fees_from=r.late_fees_from)
 
 
 def _milestone(r: MilestoneRow, reviews: Iterable[MilestoneReviewRow]) -> Milestone:
@@ -289,7 +289,7 @@ def _save_parts(session: Session, s: PaymentSchedule, now: dt.datetime) -> None:
             due_days=t.due_term.days, due_unit=t.due_term.unit, is_retention=t.is_retention, version=t.version,
             status=t.status, triggered_on=t.triggered_on, due_date=t.due_date, settled_on=t.settled_on,
             closed_on=t.closed_on, superseded_in=t.superseded_in, paid=t.paid, credited=t.credited,
-            late_fees_through=t.late_fees_through))
+            late_fees_through=t.late_fees_through, late_fees_from=t.late_fees_from))
     for m in s.milestones:
         _put(session, MilestoneRow, m.id, base, dict(
             key=m.key, label=m.label, position=m.position, planned_on=m.planned_on, status=m.status,

@@ -79,6 +79,7 @@ class TrancheRow(Table, table=True):
     paid: Decimal = _money()
     credited: Decimal = _money()
     late_fees_through: dt.date | None = None
+    late_fees_from: dt.date | None = None
 
 
 class MilestoneRow(Table, table=True):

@@ -14,6 +14,9 @@ The rules, decided here once:
   that reaches the cap is charged only what is left under it, later days nothing.
 * Each day is charged under the rule in force that day: an amendment that changes the rate or
   the contract value (hence the cap) applies from the day it takes effect, never backwards.
+* A tranche an amendment supersedes accrues up to and including the day of the amendment (it
+  was owed at the start of that day); the tranche scheduled in its place accrues only from the
+  day after, so no day is charged twice (`Exposure.last_day`, `Exposure.first_day`).
 """
 from __future__ import annotations
 
@@ -84,6 +87,7 @@ class Exposure:
     due_date: dt.date
     movements: tuple[Movement, ...] = ()
     last_day: dt.date | None = None  # the tranche stopped existing after this day (superseded)
+    first_day: dt.date | None = None  # no late fee before this day (an amendment's tranche: see `schedule`)
 
     def owed_at_start_of(self, day: dt.date) -> Decimal:
         return self.amount - sum((m.amount for m in self.movements if m.on < day), ZERO)
@@ -142,6 +146,8 @@ def statement(terms: LateFeeTerms | LateFeeRule, exposures: Iterable[Exposure], 
 def _overdue_days(exposure: Exposure, as_of: dt.date):
     last = as_of if exposure.last_day is None else min(as_of, exposure.last_day)
     day = exposure.due_date + ONE_DAY
+    if exposure.first_day is not None:
+        day = max(day, exposure.first_day)
     while day <= last:
         base = exposure.owed_at_start_of(day)
         if base <= 0:

@@ -12,7 +12,7 @@ A tranche's life:
                                                         day after due date ──▶ overdue
     due / overdue ──paid and credited in full──▶ settled
     pending / scheduled ──contract terminated──▶ cancelled
-    unpaid, uninvoiced ──contract amended──▶ superseded (kept as history)
+    unpaid, uninvoiced, changed ──contract amended──▶ superseded (kept as history)
 
 Its trigger is the signing, a milestone's acceptance, a fixed date, or N days after another
 tranche's trigger (the retained quality-guarantee share, 质保金, released after the warranty).
@@ -87,6 +87,7 @@ class PaymentTranche:
     paid: Decimal = ZERO
     credited: Decimal = ZERO
     late_fees_through: dt.date | None = None  # late fees announced up to this day
+    late_fees_from: dt.date | None = None     # scheduled by an amendment: no late fee before this day
 
     @property
     def outstanding(self) -> Decimal:
@@ -257,14 +258,7 @@ class PaymentSchedule:
             if t.status == "scheduled" and t.triggered_on <= today:
                 self._make_due(t)
                 changes.append(StatusChange(t.id, "scheduled", "due"))
-        for t in self.active_tranches():
-            if t.status == "due" and t.outstanding > 0 and t.due_date < today:
-                t.status = "overdue"
-                changes.append(StatusChange(t.id, "due", "overdue"))
-                self._publish(PaymentOverdue, tranche_id=t.id, tranche_key=t.key, amount=t.outstanding,
-                              currency=self.currency, due_date=t.due_date,
-                              overdue_since=t.due_date + dt.timedelta(days=1))
-        return changes
+        return changes + self._mark_overdue(today)
 
     def late_fees(self, as_of: dt.date) -> LateFeeStatement:
         """Every late-fee day of the contract up to `as_of` (empty when the contract has no penalty)."""
@@ -397,31 +391,41 @@ class PaymentSchedule:
     def rebaseline(self, terms: ContractTerms, on: dt.date, today: dt.date) -> bool:
         """Re-plan the unpaid, uninvoiced tranches to an amended contract; the old ones stay as history.
 
-        Tranches with a payment, an invoice, or settled by credits are kept as they are. The others
-        are superseded and the amended contract's remaining tranches are scheduled in their place,
-        sharing what the kept ones leave of the new total. Credits deducted from superseded
-        tranches are taken back and deducted again from the new schedule. An older or repeated
-        version changes nothing (False), and so does any amendment after termination.
+        Tranches with a payment, an invoice, or settled by credits are kept as they are, and so are
+        those the amendment leaves unchanged (`_unchanged`): they simply continue, with their credits
+        and late fees. The others are superseded and the amended contract's remaining tranches are
+        scheduled in their place, sharing what the kept ones leave of the new total. Credits deducted
+        from superseded tranches are taken back and deducted again from the new schedule. A superseded
+        tranche accrues late fees up to and including `on` (it was owed at the start of that day); the
+        new ones only from the day after, and one already past its due date is overdue at once. An
+        older or repeated version changes nothing (False), and so does any amendment after termination.
         """
         if terms.version <= self.version or self.status == "terminated":
             return False
-        kept = [t for t in self.active_tranches() if self._is_locked(t)]
-        kept_keys = {t.key for t in kept}
-        specs = [s for s in terms.tranches if s.key not in kept_keys]
+        locked = [t for t in self.active_tranches() if self._is_locked(t)]
+        specs = [s for s in terms.tranches if s.key not in {t.key for t in locked}]
         new_total = to_fen(terms.total_amount)
-        left = new_total - sum((t.amount for t in kept), ZERO)
+        left = new_total - sum((t.amount for t in locked), ZERO)
         if left < 0 or (left > 0 and not specs):
             raise Invalid(f"The amended total {new_total} does not fit the tranches already paid or invoiced "
                           f"({new_total - left}).")
         amounts = tranche_amounts(specs, left, whole_contract=False) if specs else []
-        superseded = [t for t in self.active_tranches() if not self._is_locked(t)]
+        order = {s.key: i for i, s in enumerate(terms.tranches)}
+        planned = {spec.key: _tranche(spec, amount, order[spec.key], terms) for spec, amount in zip(specs, amounts)}
+        unchanged = self._unchanged(planned, {t.key for t in locked})
+        kept = {t.id for t in (*locked, *unchanged)}
+        superseded = [t for t in self.active_tranches() if t.id not in kept]
         for t in superseded:
             self._release_credits(t, on)
             t.status, t.closed_on, t.superseded_in = "superseded", on, terms.version
-        order = {s.key: i for i, s in enumerate(terms.tranches)}
-        for t in kept:
+        for t in locked:
             t.position = order.get(t.key, len(order) + t.position)
-        self.tranches += [_tranche(spec, amount, order[spec.key], terms) for spec, amount in zip(specs, amounts)]
+        for t in unchanged:  # what it is called and its share of the new total may read differently
+            fresh = planned.pop(t.key)
+            t.position, t.label, t.percent = fresh.position, fresh.label, fresh.percent
+        for t in planned.values():
+            t.late_fees_from = on + dt.timedelta(days=1)
+        self.tranches += planned.values()
         self._merge_milestones(terms, on)
         previous = self.version
         self.version, self.total_amount, self.number, self.title = terms.version, new_total, terms.number, terms.title
@@ -430,11 +434,24 @@ class PaymentSchedule:
         announced_at = len(self.events)
         self._trigger_known(today)
         self._apply_open_credits(on)
+        self._mark_overdue(today)
         self.events.insert(announced_at, PaymentScheduleRebaselined(
             contract_id=self.contract_id, org=self.org, version=self.version, previous_version=previous,
-            total_amount=new_total, kept=[t.key for t in kept], superseded=[t.id for t in superseded],
-            tranches=[t.summary() for t in self.active_tranches()]))
+            total_amount=new_total, kept=[t.key for t in self.active_tranches() if t.id in kept],
+            superseded=[t.id for t in superseded], tranches=[t.summary() for t in self.active_tranches()]))
         return True
+
+    def _unchanged(self, planned: dict[str, PaymentTranche], kept_keys: set[str]) -> list[PaymentTranche]:
+        """The unpaid, uninvoiced tranches the amendment plans exactly as they are: same amount, trigger,
+        due term and retention share, and (for one counted from another tranche) following a tranche
+        kept too, so their due date cannot move either."""
+        same = {t.key: t for t in self.active_tranches() if t.key not in kept_keys and t.key in planned
+                and _same_obligation(t, planned[t.key])}
+        while broken := [k for k, t in same.items() if t.trigger.kind == "after_tranche"
+                         and t.trigger.after not in kept_keys and t.trigger.after not in same]:
+            for key in broken:
+                del same[key]
+        return list(same.values())
 
     def terminate(self, on: dt.date, at: dt.datetime) -> list[PaymentTranche]:
         """Cancel the tranches not yet due on `on`; what is due stays owed. Repeats change nothing."""
@@ -531,6 +548,18 @@ class PaymentSchedule:
         for dependant in self.active_tranches():
             if dependant.trigger.kind == "after_tranche" and dependant.trigger.after == t.key:
                 self._trigger(dependant, dependant.trigger.offset(on), today)
+
+    def _mark_overdue(self, today: dt.date) -> list[StatusChange]:
+        """Tranches still owing after their due date are overdue, announced once."""
+        changes = []
+        for t in self.active_tranches():
+            if t.status == "due" and t.outstanding > 0 and t.due_date < today:
+                t.status = "overdue"
+                changes.append(StatusChange(t.id, "due", "overdue"))
+                self._publish(PaymentOverdue, tranche_id=t.id, tranche_key=t.key, amount=t.outstanding,
+                              currency=self.currency, due_date=t.due_date,
+                              overdue_since=t.due_date + dt.timedelta(days=1))
+        return changes
 
     def _make_due(self, t: PaymentTranche) -> None:
         t.status = "due"
@@ -646,8 +675,8 @@ class PaymentSchedule:
                         movements.append(Movement(a.applied_on, a.amount))
                         if a.reversed_on is not None:
                             movements.append(Movement(a.reversed_on, -a.amount))
-            last_day = t.closed_on - dt.timedelta(days=1) if t.closed_on else None
-            out.append(Exposure(t.id, t.key, t.position, t.amount, t.due_date, tuple(movements), last_day))
+            out.append(Exposure(t.id, t.key, t.position, t.amount, t.due_date, tuple(movements),
+                                last_day=t.closed_on, first_day=t.late_fees_from))
         return out
 
     def _merge_milestones(self, terms: ContractTerms, on: dt.date) -> None:
@@ -740,6 +769,11 @@ def _tranche(spec: TrancheTerms, amount: Decimal, position: int, terms: Contract
         amount=amount, trigger=Trigger(trigger.kind, trigger.milestone, trigger.date, trigger.tranche, trigger.days,
                                        months),
         due_term=DueTerm(spec.due.days, spec.due.unit), is_retention=spec.is_retention, version=terms.version)
+
+
+def _same_obligation(current: PaymentTranche, planned: PaymentTranche) -> bool:
+    return (current.amount, current.trigger, current.due_term, current.is_retention) == (
+        planned.amount, planned.trigger, planned.due_term, planned.is_retention)
 
 
 def _milestones(terms: ContractTerms) -> list[Milestone]:
