@@ -171,3 +171,13 @@ def test_ticket_window_counts_late_tickets_as_breaches():
     only_risk = compliance.ticket_window([TicketStanding(False, True), TicketStanding(False, False)])
     assert only_risk.status == "at_risk" and only_risk.met is True
     assert compliance.ticket_window([]).status == "no_data"
+
+
+def test_ticket_window_from_counts_matches_the_standings_it_counts():
+    """The stores count a window in SQL (loading only its breaches): same outcome as from every standing."""
+    outcome = compliance.ticket_counts(10, 1, [Decimal("0.5"), None])
+    assert outcome == compliance.ticket_window([TicketStanding(False, False)] * 7 + [TicketStanding(False, True)] + [
+        TicketStanding(True, False, Decimal("0.5")), TicketStanding(True, False)])
+    assert outcome.breach_misses == (Decimal("0.5"), Decimal(0)) and outcome.miss == Decimal("0.5")
+    assert compliance.ticket_counts(3, 1, []).status == "at_risk"
+    assert compliance.ticket_counts(0, 0, []).status == "no_data"

@@ -56,13 +56,19 @@ class TicketStanding:
 def ticket_window(standings: Iterable[TicketStanding]) -> WindowOutcome:
     """Share of the window's tickets handled within the time allowed; every late ticket is a breach."""
     standings = list(standings)
-    if not standings:
+    return ticket_counts(len(standings), sum(1 for s in standings if s.at_risk and not s.breached),
+                         [s.miss for s in standings if s.breached])
+
+
+def ticket_counts(items: int, at_risk: int, breach_misses: Iterable[Decimal | None]) -> WindowOutcome:
+    """The same from counts: `items` tickets, `at_risk` of them past their threshold and not breached, and
+    each breached one's overrun share (the stores count these without loading every ticket)."""
+    if not items:
         return NO_DATA
-    misses = tuple(s.miss or ZERO for s in standings if s.breached)
-    at_risk = sum(1 for s in standings if s.at_risk and not s.breached)
+    misses = tuple(m or ZERO for m in breach_misses)
     status: Status = "breached" if misses else "at_risk" if at_risk else "ok"
-    return WindowOutcome(status, _share(Decimal(len(standings) - len(misses)), Decimal(len(standings))),
-                         met=not misses, items=len(standings), breaches=len(misses),
+    return WindowOutcome(status, _share(Decimal(items - len(misses)), Decimal(items)),
+                         met=not misses, items=items, breaches=len(misses),
                          miss=max(misses, default=ZERO), breach_misses=misses)
 
 

@@ -5,7 +5,7 @@ import datetime as dt
 from typing import Iterable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from services.sla.adapters import repository as repo
@@ -102,7 +102,7 @@ def measure_window(session: Session, definition: SlaDefinition, metric: MetricDe
     tz, kind, terms = definition.timezone, metric.kind, metric.terms
     start, end = period.starts_at(tz), period.ends_at(tz)
     if kind in TICKET_KINDS:
-        return compliance.ticket_window(_standings(session, definition, metric, period, now))
+        return _ticket_window(session, definition, metric, period, now)
     if kind == "report_delivery":
         if not _report_owed(definition, period):
             return compliance.NO_DATA
@@ -169,15 +169,23 @@ def _arm_downtime_timers(uow: UnitOfWork, definition: SlaDefinition, metric: Met
                 {"deadline": breach.isoformat() if breach else None, "actual": actual}, now, retract_breaches=False)
 
 
-def _standings(session: Session, definition: SlaDefinition, metric: MetricDefinition, period: Period,
-               now: dt.datetime) -> list:
+def _ticket_window(session: Session, definition: SlaDefinition, metric: MetricDefinition, period: Period,
+                   now: dt.datetime) -> WindowOutcome:
+    """Counted in SQL: only the breached clocks are loaded (each breach's overrun is read at `now`), so the
+    cost does not grow with the tickets the month holds."""
+    in_window = (TicketClockRow.contract_id == definition.contract_id, TicketClockRow.metric_key == metric.key,
+                 TicketClockRow.period == str(period))
+    breached = TicketClockRow.breached_at.is_not(None) & (TicketClockRow.breached_at <= now)
+    at_risk = (TicketClockRow.state.in_(("running", "paused")) & TicketClockRow.at_risk_at.is_not(None)
+               & (TicketClockRow.at_risk_at <= now) & ~breached)
+    items, risky = session.execute(select(
+        func.count(), func.coalesce(func.sum(case((at_risk, 1), else_=0)), 0)).where(*in_window)).one()
     basis = basis_for(metric.terms, definition.service_hours)
-    rows = session.scalars(select(TicketClockRow).where(TicketClockRow.contract_id == definition.contract_id,
-                                                        TicketClockRow.metric_key == metric.key,
-                                                        TicketClockRow.period == str(period))).all()
-    return [ticket_standing(state=r.state, elapsed=dt.timedelta(seconds=float(r.elapsed_seconds)),
-                            running_since=r.running_since, at_risk_at=r.at_risk_at, breached_at=r.breached_at,
-                            settled_miss=r.miss, allowed=metric.allowed_time, basis=basis, now=now) for r in rows]
+    misses = [ticket_standing(state=r.state, elapsed=dt.timedelta(seconds=float(r.elapsed_seconds)),
+                              running_since=r.running_since, at_risk_at=r.at_risk_at, breached_at=r.breached_at,
+                              settled_miss=r.miss, allowed=metric.allowed_time, basis=basis, now=now).miss
+              for r in session.scalars(select(TicketClockRow).where(*in_window, breached))]
+    return compliance.ticket_counts(int(items), int(risky), misses)
 
 
 def calendar_of(definition: SlaDefinition) -> BusinessCalendar:
