@@ -17,8 +17,10 @@ install: $(STAMP)
 run: $(STAMP)
 	@$(PY) -m shared.cli dev
 
+# Four workers: the suite mostly waits (consumer-group joins, timers, LibreOffice), and every test
+# has its own databases, topic prefix and ports, so they run side by side.
 test: $(STAMP)
-	@$(PY) -m pytest
+	@$(PY) -m pytest -n 4
 
 demo: $(STAMP)
 	@$(PY) -m scripts.demo

@@ -106,7 +106,9 @@ def test_an_outage_still_going_on_is_timed_with_no_further_input(start_service, 
     cid = "c-" + random.randbytes(4).hex()
     period = Period.of(now(), TZ)
     month = Decimal(int((period.ends_at(TZ) - period.starts_at(TZ)).total_seconds()))
-    allowed = Decimal(4)                       # seconds of downtime the month allows
+    # Seconds of downtime the month allows: long enough that the down sample is consumed before the
+    # at-risk moment even on a loaded machine, so the timers (not a late refresh) announce both.
+    allowed = Decimal(10)
     target = 1 - allowed / month
     availability = {"key": "up", "kind": "availability", "label": "Availability", "target": str(target)}
     assert client.post("/v1/sla/definitions", json=definition_body(cid, [availability]),
@@ -116,9 +118,9 @@ def test_an_outage_still_going_on_is_timed_with_no_further_input(start_service, 
     began = now()
     send(broker, topic_prefix, MetricSampleRecorded(contract_id=cid, org="acme", source_id="mon-1",
                                                     kind="availability", state="down", start=began), source="/monitor")
-    [risk] = topic.wait_for("sla.at_risk", metric_key="up", timeout=15)
-    [breach] = topic.wait_for("sla.breached", metric_key="up", timeout=15)
-    risk_at, breach_at = began + dt.timedelta(seconds=3.2), began + dt.timedelta(seconds=4)
+    [risk] = topic.wait_for("sla.at_risk", metric_key="up", timeout=25)
+    [breach] = topic.wait_for("sla.breached", metric_key="up", timeout=25)
+    risk_at, breach_at = began + dt.timedelta(seconds=8), began + dt.timedelta(seconds=10)
     assert abs(dt.datetime.fromisoformat(json.loads(risk.value)["at"]) - risk_at) < dt.timedelta(milliseconds=1)
     data = json.loads(breach.value)
     assert abs(dt.datetime.fromisoformat(data["breached_at"]) - breach_at) < dt.timedelta(milliseconds=1)
@@ -127,8 +129,8 @@ def test_an_outage_still_going_on_is_timed_with_no_further_input(start_service, 
         published = dt.datetime.fromtimestamp(record.timestamp / 1000, UTC)
         assert dt.timedelta(0) <= published - moment <= dt.timedelta(seconds=1), (published, moment)
 
-    # The service comes back 6 s after it went down: the outage ends there, announced once each all along.
-    back = began + dt.timedelta(seconds=6)
+    # The service comes back 12 s after it went down: the outage ends there, announced once each all along.
+    back = began + dt.timedelta(seconds=12)
     assert client.post("/v1/sla/samples", headers=PM, json={
         "contract_id": cid, "source_id": "mon-2", "kind": "availability", "state": "up",
         "start": back.isoformat()}).status_code == 201
@@ -139,7 +141,7 @@ def test_an_outage_still_going_on_is_timed_with_no_further_input(start_service, 
     eligible_so_far = (now() - period.starts_at(TZ)).total_seconds()
     m = standing()
     assert m["compliance"] == "breached" and m["items"] == 1
-    assert abs(Decimal(m["actual"]) - Decimal(1 - 6 / eligible_so_far)) < Decimal("0.000002")
+    assert abs(Decimal(m["actual"]) - Decimal(1 - 12 / eligible_so_far)) < Decimal("0.000002")
     # A fence: an earlier one-second outage reported afterwards; by the time it is counted, nothing more was
     # announced for the first.
     send(broker, topic_prefix, MetricSampleRecorded(contract_id=cid, org="acme", source_id="mon-3",
