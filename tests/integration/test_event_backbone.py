@@ -172,6 +172,7 @@ class Crash(BaseException):
     """Stands for the process dying: not an Exception, so nothing in the consumer catches it."""
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")   # the crash is the point
 def test_consumer_killed_between_effect_and_offset_commit_causes_no_second_effect(pair):
     prod, cons = pair()
     wait_until(lambda: cons.consumer.ready.is_set(), 30, message="consumer assigned")
