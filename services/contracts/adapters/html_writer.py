@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import jinja2
 
-from services.contracts.domain.document import ContractDocument, Table
+from services.contracts.domain.document import ContractDocument, Table, chinese_counting
 
-_CHINESE_DIGITS = "零一二三四五六七八九"
 
 _TEMPLATE = """<!DOCTYPE html>
 <html lang="{{ doc.language }}">
@@ -91,22 +90,3 @@ def article_label(number: int, language: str) -> str:
     if language == "zh-CN":
         return f"第{chinese_counting(number)}条"
     return f"{number}."
-
-
-def chinese_counting(number: int) -> str:
-    """Chinese numerals as used for article numbers: 1 一, 10 十, 11 十一, 20 二十, 105 一百零五."""
-    if not 0 < number < 10000:
-        raise ValueError(f"article number out of range: {number}")
-    units = ((1000, "千"), (100, "百"), (10, "十"), (1, ""))
-    text, pending_zero = "", False
-    for value, unit in units:
-        digit = number // value % 10
-        if digit == 0:
-            pending_zero = bool(text)
-            continue
-        if pending_zero:
-            text += "零"
-            pending_zero = False
-        text += ("" if digit == 1 and value == 10 and not text else _CHINESE_DIGITS[digit]) + unit
-    return text
-

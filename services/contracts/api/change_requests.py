@@ -20,8 +20,8 @@ from services.contracts.adapters.redline import render_redline_docx
 from services.contracts.adapters.tables import ChangeRequestRow
 from services.contracts.domain.change_requests import (Assessment, ChangeKind, ChangePolicy, ProposedChange,
                                                        allowed_commands)
+from services.contracts.api.routes import catalogue
 from services.contracts.service_layer import change_requests as cr_service
-from services.contracts.service_layer.drafting import Catalogue
 from shared.auth import Principal, require
 from shared.service import now_of, runtime_of
 
@@ -74,8 +74,8 @@ def _iso(value) -> str | None:
 
 
 def _library(request: Request, session, who: Principal):
-    catalogue: Catalogue = request.app.state.catalogue
-    return catalogue.of(session, who.org)
+    """The library as the caller's organisation sees it, read in the request's own transaction."""
+    return catalogue(request).of(session, who.org)
 
 
 def _run(request: Request, command, *args, library: bool = False) -> dict:

@@ -11,30 +11,12 @@ from decimal import Decimal
 from typing import Any, Mapping
 
 from services.contracts.domain.amount_words import english_amount_words, rmb_uppercase
-from services.contracts.domain.document import Article, Block, ContractDocument, Paragraph
-
-_DIGITS = "零一二三四五六七八九"
+from services.contracts.domain.document import Article, Block, ContractDocument, Paragraph, chinese_counting
 
 
 def article_label(number: int, language: str) -> str:
     """第十一条 in zh-CN (chineseCounting, as the DOCX numbering shows it), Article 11 in en."""
     return f"第{chinese_counting(number)}条" if language == "zh-CN" else f"Article {number}"
-
-
-def chinese_counting(number: int) -> str:
-    """Chinese numerals as used for article numbers: 1 一, 10 十, 11 十一, 20 二十, 105 一百零五."""
-    if not 0 < number < 10000:
-        raise ValueError(f"article number out of range: {number}")
-    text, pending_zero = "", False
-    for value, unit in ((1000, "千"), (100, "百"), (10, "十"), (1, "")):
-        digit = number // value % 10
-        if digit == 0:
-            pending_zero = bool(text)
-            continue
-        if pending_zero:
-            text, pending_zero = text + "零", False
-        text += ("" if digit == 1 and value == 10 and not text else _DIGITS[digit]) + unit
-    return text
 
 
 @dataclass(frozen=True)

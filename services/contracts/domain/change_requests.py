@@ -239,10 +239,15 @@ def _apply_money(new: dict, change: ProposedChange, locked: Mapping[str, str], r
     new["tranches"] = [{**rows[k], "percent": format(p, "f")} for k, p in zip(order, percents)]
     if total != old_total:
         new["total_price"] = {**new["total_price"], "amount": f"{total:.2f}"}
-        delta["total_price"] = {"from": f"{old_total:.2f}", "to": f"{total:.2f}", "delta": f"{total - old_total:.2f}"}
+        delta["total_price"] = price_change(old_total, total)
     delta["tranches"] = [{"key": tc.key, "action": tc.action,
                           **({"amount": f"{amounts[tc.key]:.2f}"} if tc.key in amounts else {})}
                          for tc in change.tranches]
+
+
+def price_change(before: Decimal, after: Decimal) -> dict[str, str]:
+    """How a total moved, as the delta of `contract.amended` and the amendment document state it."""
+    return {"from": f"{before:.2f}", "to": f"{after:.2f}", "delta": f"{after - before:.2f}"}
 
 
 def percents_for(amounts: list[Decimal], total: Decimal) -> list[Decimal]:

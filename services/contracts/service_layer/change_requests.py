@@ -25,8 +25,9 @@ from services.contracts.adapters.tables import ChangePolicyRow, ChangeRequestRow
 from services.contracts.domain import lifecycle as states
 from services.contracts.domain.amendments import AmendmentFacts, amendment_document
 from services.contracts.domain.change_requests import (DEFAULT_CHANGE_POLICY, Amended, Assessment, ChangePolicy,
-                                                       ChangeReview, ChangeStatus, ProposedChange, apply_change,
-                                                       assessment_due, ensure_allowed, find_overlap)
+                                                       ChangeReview, ChangeStatus, ProposedChange, TRANSITIONS,
+                                                       apply_change, assessment_due, ensure_allowed, find_overlap,
+                                                       price_change)
 from services.contracts.domain.document import ContractDocument
 from services.contracts.domain.drafting import draft
 from services.contracts.service_layer import drafting
@@ -244,7 +245,6 @@ def _transition(uow: UnitOfWork, who: Principal, request_id: str, command: str, 
 
 
 def _target(command: str) -> ChangeStatus:
-    from services.contracts.domain.change_requests import TRANSITIONS
     return TRANSITIONS[command][1]
 
 
@@ -319,9 +319,7 @@ def amendment(session: Session, org: str, request_id: str) -> tuple[ChangeReques
 
 def _delta_between(old: dict, new: dict) -> dict:
     before, after = Decimal(str(old["total_price"]["amount"])), Decimal(str(new["total_price"]["amount"]))
-    if before == after:
-        return {}
-    return {"total_price": {"from": f"{before:.2f}", "to": f"{after:.2f}", "delta": f"{after - before:.2f}"}}
+    return {} if before == after else {"total_price": price_change(before, after)}
 
 
 # --- helpers ---------------------------------------------------------------------------------------
