@@ -14,12 +14,18 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 
 from shared.broker import EmbeddedBroker, free_port
 from shared.db import normalise_url
 from shared.settings import Settings
 from tests.helpers import TEST_SECRET
+
+# Property tests check what is computed, not how fast: a busy machine must not fail them on
+# hypothesis' per-example deadline.
+hypothesis_settings.register_profile("qiyue", deadline=None)
+hypothesis_settings.load_profile("qiyue")
 
 POSTGRES_URL = os.environ.get("QIYUE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 

@@ -11,7 +11,6 @@ Calendar facts used below (from `holidays.China(years=2026)`, asserted in the fi
 from __future__ import annotations
 
 import datetime as dt
-import time
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -318,23 +317,6 @@ def test_calendar_is_immutable_and_hashable():
     with pytest.raises(AttributeError):
         OFFICE.timezone = "UTC"  # type: ignore[misc]
     assert hash(OFFICE) == hash(BusinessCalendar.office_hours())
-
-
-# --------------------------------------------------------------------------- speed
-
-def test_a_200_business_hour_deadline_takes_well_under_a_millisecond():
-    start, runs = sh(2026, 9, 1, 10), 200
-    OFFICE.add_business_time(start, 200 * H)  # holiday facts for the year are cached from here
-    best = min(_mean_seconds(lambda: OFFICE.add_business_time(start, 200 * H), runs)
-               for _ in range(5))
-    assert best < 0.001, f"{best * 1e6:.0f} µs per deadline"
-
-
-def _mean_seconds(action, runs: int) -> float:
-    began = time.perf_counter()
-    for _ in range(runs):
-        action()
-    return (time.perf_counter() - began) / runs
 
 
 # --------------------------------------------------------------------------- properties

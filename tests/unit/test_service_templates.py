@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from services.contracts.domain import library_loader
 from services.contracts.domain.document import ContractDocument, Paragraph, Table
 from shared.events.contracts import SlaMetric
 
@@ -55,10 +56,6 @@ CLIENT_MANAGES_WORKERS = {
 # --------------------------------------------------------------------------- engine access
 
 def _load_library():
-    # Until the clause engine is in the tree the drafting tests skip; the sample checks still run.
-    pytest.importorskip("services.contracts.domain.drafting", reason="the clause engine is not written yet")
-    library_loader = pytest.importorskip("services.contracts.domain.library_loader",
-                                         reason="the clause engine is not written yet")
     return library_loader.load_library(LIBRARY)
 
 
