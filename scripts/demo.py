@@ -27,7 +27,8 @@ import httpx
 from scripts.receiver import WebhookReceiver
 from services.contracts.domain.amount_words import rmb_uppercase
 from shared.auth import issue_token
-from shared.settings import SERVICE_PORTS, settings_for
+from shared import registry
+from shared.settings import settings_for
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 
@@ -101,7 +102,7 @@ class Platform:
     """The four services of a `make run`, and the people of one organisation using them."""
 
     def __init__(self, port_offset: int, org: str, run: str):
-        self.urls = {name: f"http://127.0.0.1:{port + port_offset}" for name, port in SERVICE_PORTS.items()}
+        self.urls = {name: f"http://127.0.0.1:{port + port_offset}" for name, port in registry.ports().items()}
         self.clients = {name: httpx.Client(base_url=url, timeout=30) for name, url in self.urls.items()}
         self.key, self.org, self.run = settings_for("contracts").jwt_key(), org, run
 

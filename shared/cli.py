@@ -15,20 +15,21 @@ import datetime as dt
 import importlib
 import sys
 
-from shared.settings import SERVICE_PORTS, settings_for
+from shared import registry
+from shared.settings import settings_for
 
-SERVICES = tuple(SERVICE_PORTS)
+SERVICES = registry.names()
 
 
 def load_spec(service: str):
-    """A service's spec, looked up by name so `shared` never imports a service statically."""
-    return importlib.import_module(f"services.{service}.app").spec
+    """A service's spec, looked up in the registry so `shared` never names a service."""
+    return registry.get(service).spec()
 
 
 def cmd_token(args) -> int:
     from shared.auth import issue_token
 
-    settings = settings_for("contracts")
+    settings = settings_for(SERVICES[0])
     print(issue_token(settings.jwt_key(), args.sub, args.org, args.role, ttl_s=args.ttl))
     return 0
 
@@ -37,7 +38,7 @@ def cmd_serve(args) -> int:
     import uvicorn
 
     settings = settings_for(args.service)
-    uvicorn.run(f"services.{args.service}.app:create", factory=True, host=args.host or settings.host,
+    uvicorn.run(f"{registry.get(args.service).app}:create", factory=True, host=args.host or settings.host,
                 port=args.port or settings.http_port(), log_config=None, access_log=False)
     return 0
 
@@ -147,14 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("asyncapi", help="regenerate docs/asyncapi.yaml from the event models")
     p.set_defaults(func=cmd_asyncapi)
 
-    for service in SERVICES:
-        try:
-            module = importlib.import_module(f"services.{service}.cli")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"services.{service}.cli":
-                raise
-            continue
-        module.register(sub)
+    for service in registry.services().values():
+        if service.cli:
+            importlib.import_module(service.cli).register(sub)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""`make run`: the embedded broker and all four services on the embedded (SQLite) default.
+"""`make run`: the embedded broker and every registered service on the embedded (SQLite) default.
 
 Prints where everything is and a development token; Ctrl-C stops everything cleanly.
 Data stays in var/*.db between runs (the broker itself keeps nothing: it is memory-only,
@@ -16,7 +16,8 @@ import httpx
 
 from shared.auth import issue_token
 from shared.broker import EmbeddedBroker, port_open
-from shared.settings import SERVICE_PORTS, settings_for, var_dir
+from shared import registry
+from shared.settings import settings_for, var_dir
 
 BROKER_PORT = 9092
 
@@ -54,7 +55,7 @@ def main(keep_data: bool = True, port_offset: int = 0) -> int:
         for db in var_dir().glob("*.db*"):
             db.unlink()
     broker_port = BROKER_PORT + port_offset
-    ports = {name: port + port_offset for name, port in SERVICE_PORTS.items()}
+    ports = {name: port + port_offset for name, port in registry.ports().items()}
     broker = None
     if port_open(broker_port):
         print(f"broker: something already listens on 127.0.0.1:{broker_port}; using it")
@@ -69,20 +70,23 @@ def main(keep_data: bool = True, port_offset: int = 0) -> int:
                                        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     started = time.monotonic()
-    not_ready = _wait_ready(urls, 60)
+    not_ready = _wait_ready(urls, 180)
     if not_ready:
-        print(f"not ready after 60 s: {', '.join(not_ready)} (see var/logs/)")
+        print(f"not ready after 180 s: {', '.join(not_ready)} (see var/logs/)")
     else:
-        print(f"all four services ready in {time.monotonic() - started:.1f} s")
-    token = issue_token(settings_for("contracts").jwt_key(), "dev-legal", "acme",
+        print(f"all {len(urls)} services ready in {time.monotonic() - started:.1f} s")
+    token = issue_token(settings_for(next(iter(urls))).jwt_key(), "dev-legal", "acme",
                         ["legal", "pm", "finance", "approver", "admin"])
     print(f"\nbroker        127.0.0.1:{broker_port} (Tansu, memory only)")
     for name, url in urls.items():
         print(f"{name:<14}{url}   docs {url}/docs")
-    print(f"dashboard     {urls['sla']}/dashboard")
+    for name, service in registry.services().items():
+        for label, path in service.links.items():
+            print(f"{label:<14}{urls[name]}{path}")
     print(f"databases     {var_dir()}/*.db      logs {logs}/")
     print(f"\ndevelopment token (org acme, all roles):\nexport QIYUE_TOKEN={token}")
-    print(f"\ncurl -H \"Authorization: Bearer $QIYUE_TOKEN\" {urls['contracts']}/v1/templates\n\nCtrl-C stops everything.",
+    print(f"\ncurl -H \"Authorization: Bearer $QIYUE_TOKEN\" {next(iter(urls.values()))}/v1/templates\n\n"
+          "Ctrl-C stops everything.",
           flush=True)
     try:
         while not _Stop.requested:

@@ -37,12 +37,14 @@ class Envelope:
 
     @classmethod
     def new(cls, payload: EventPayload, source: str, *, subject: str | None = None,
-            request_id: str | None = None, traceparent: str | None = None) -> "Envelope":
+            request_id: str | None = None, traceparent: str | None = None,
+            time: dt.datetime | None = None) -> "Envelope":
+        """`time` is when the fact happened (the service's clock); now if not given."""
         return cls(
             id=str(uuid.uuid4()),
             source=source,
             type=payload.event_type,
-            time=dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds"),
+            time=(time or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).isoformat(timespec="microseconds"),
             subject=subject or payload.subject(),
             data=payload.model_dump(mode="json"),
             topic=payload.topic,

@@ -17,9 +17,9 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import MetaData, Table
 
-from shared import errors, logs
+from shared import logs, problems
 from shared.db import Database
-from shared.idempotency import once
+from shared.idempotency import IdempotencyKey, once
 from shared.kafka import EventConsumer, OutboxRelay, Subscription, broker_reachable, ensure_topics
 from shared.metrics import ServiceMetrics
 from shared.migrations import upgrade
@@ -41,6 +41,8 @@ class ServiceSpec:
     subscription: Subscription | None = None
     jobs: list[ScheduledJob] = field(default_factory=list)
     on_start: Callable[["Runtime"], None] | None = None
+    # The service's unit of work: shared.uow.UnitOfWork with the service's repositories attached.
+    unit_of_work: type[UnitOfWork] = UnitOfWork
     title: str = ""
     description: str = ""
 
@@ -74,10 +76,20 @@ class Runtime:
         self.scheduler = Scheduler(self.db, self.tables, spec.name, spec.jobs, self.uow, self.metrics,
                                    interval_s=settings.scheduler_interval_s) if spec.jobs else None
         self.topics_ready = threading.Event()
+        # The app's clock (create_app points it at app.state.clock, which tests move): what a request,
+        # a consumed event and a scheduled job call "now", and the time every event is stamped with.
+        self.clock: Callable[[], dt.datetime] = utcnow
+        if self.scheduler is not None:
+            self.scheduler.clock = self.now
+
+    def now(self) -> dt.datetime:
+        return self.clock()
 
     def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.db.write_session(), self.tables["outbox"], f"/qiyue/{self.spec.name}",
-                          on_commit=self.relay.wake)
+        uow = self.spec.unit_of_work(self.db.write_session(), self.tables["outbox"], f"/qiyue/{self.spec.name}",
+                                     on_commit=self.relay.wake, clock=self.now)
+        uow.idempotency_keys = self.tables["idempotency_keys"]
+        return uow
 
     def migrate(self) -> None:
         upgrade(self.spec.migrations_dir, self.settings.db_url())
@@ -125,11 +137,10 @@ class Runtime:
 
 def once_per_key(request: Request, org: str, scope: str, key: str | None, body: Any,
                  act: Callable[[UnitOfWork], tuple[int, Any]]) -> tuple[int, Any]:
-    """`act(uow)` -> (status, answer), committed once per Idempotency-Key of the organisation and scope:
-    a retry with the same key and body gets the first answer (see shared.idempotency.once)."""
-    rt = runtime_of(request)
-    with rt.uow() as uow:
-        return once(uow, rt.tables["idempotency_keys"], org, scope, key, body, act)
+    """Transitional: `act(uow)` -> (status, answer) once per Idempotency-Key (shared.idempotency.once).
+    A route calling this still opens the unit of work itself; use cases call `once` directly."""
+    uow = runtime_of(request).uow()
+    return once(uow, IdempotencyKey(org, scope, key, body), lambda: act(uow))
 
 
 def now_of(request: Request) -> dt.datetime:
@@ -155,9 +166,8 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None, start: bool 
     app.state.runtime, app.state.settings = runtime, settings
     # One clock for requests and the scheduler, so "now" is the same for both (tests move it).
     app.state.clock = utcnow
-    if runtime.scheduler is not None:
-        runtime.scheduler.clock = lambda: app.state.clock()
-    errors.install(app)
+    runtime.clock = lambda: app.state.clock()
+    problems.install(app)
     _install_middleware(app, runtime)
     _install_operational_routes(app, runtime)
     for router in spec.routers:
@@ -196,7 +206,7 @@ def _install_operational_routes(app: FastAPI, runtime: Runtime) -> None:
         try:
             runtime.db.ping()
         except Exception:
-            return errors.problem(503, "Service unavailable", "Not reachable: database.", down=["database"],
+            return problems.problem(503, "Service unavailable", "Not reachable: database.", down=["database"],
                                   broker=broker)
         return JSONResponse({"status": "ready", "service": runtime.spec.name, "broker": broker})
 

@@ -10,7 +10,6 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICE_PORTS = {"contracts": 8001, "payments": 8002, "sla": 8003, "notifications": 8004}
 
 
 def var_dir() -> Path:
@@ -64,7 +63,9 @@ class Settings(BaseSettings):
         return f"sqlite:///{var_dir() / (self.service + '.db')}"
 
     def http_port(self) -> int:
-        return self.port or SERVICE_PORTS[self.service]
+        from shared import registry
+
+        return self.port or registry.get(self.service).port
 
     def jwt_key(self) -> str:
         if self.jwt_secret is not None:

@@ -1,4 +1,4 @@
-"""`make run` (= `qiyue dev`): broker and all four services ready within 60 s, a clean Ctrl-C, and a
+"""`make run` (= `qiyue dev`): broker and all four services ready, a clean Ctrl-C, and a
 second run that keeps the data. Runs on shifted ports and its own var/ so it never meets a real `make run`."""
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from shared.broker import port_open
-from shared.settings import ROOT, SERVICE_PORTS
+from shared import registry
+from shared.settings import ROOT
 from tests.helpers import wait_until
 
 READY_DEADLINE_S = 180
@@ -21,7 +22,7 @@ READY_DEADLINE_S = 180
 def _free_offset() -> int:
     for _ in range(50):
         offset = random.randrange(20000, 40000, 10)
-        if not any(port_open(p + offset) for p in (9092, *SERVICE_PORTS.values())):
+        if not any(port_open(p + offset) for p in (9092, *registry.ports().values())):
             return offset
     pytest.skip("no free block of ports")
 
@@ -38,7 +39,7 @@ def _start(var_dir, offset: int) -> subprocess.Popen:
 def _all_ready(offset: int) -> bool:
     try:
         return all(httpx.get(f"http://127.0.0.1:{p + offset}/readyz", timeout=2).status_code == 200
-                   for p in SERVICE_PORTS.values())
+                   for p in registry.ports().values())
     except httpx.HTTPError:
         return False
 
@@ -61,11 +62,11 @@ def test_make_run_gets_ready_stops_cleanly_and_keeps_data(tmp_path):
         raise
     out = _stop(proc)
     assert proc.returncode == 0, out
-    for name, port in SERVICE_PORTS.items():
+    for name, port in registry.ports().items():
         assert f"http://127.0.0.1:{port + offset}" in out, out
     assert "QIYUE_TOKEN=" in out and "stopped" in out
     databases = {p.name: p.stat().st_size for p in tmp_path.glob("*.db")}
-    assert set(databases) == {f"{s}.db" for s in SERVICE_PORTS}
+    assert set(databases) == {f"{s}.db" for s in registry.ports()}
     secret = (tmp_path / "dev-jwt-secret").read_text()
 
     proc = _start(tmp_path, offset)       # a second run keeps the data and the development secret

@@ -24,9 +24,10 @@ import yaml
 
 from shared.cli import build_parser
 from shared.events import ALL_TOPICS, dlq
-from shared.settings import ROOT, SERVICE_PORTS, Settings
+from shared import registry
+from shared.settings import ROOT, Settings
 
-SERVICES = tuple(SERVICE_PORTS)
+SERVICES = tuple(registry.ports())
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 SECRET_TEMPLATE = K8S / "secret-template" / "qiyue-secrets.yaml"
@@ -145,7 +146,7 @@ def test_compose_postgres_runs_the_init_script_and_has_every_password_it_reads(c
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_compose_service_is_built_from_the_dockerfile_and_served_on_its_port(compose, service):
-    svc, port = compose["services"][service], SERVICE_PORTS[service]
+    svc, port = compose["services"][service], registry.ports()[service]
     assert svc["build"] == {"context": ".", "dockerfile": "deploy/Dockerfile"}
     assert svc["command"] == ["qiyue", "serve", service, "--host", "0.0.0.0"] and parses(svc["command"][1:])
     assert svc["ports"] == [f"{port}:{port}"]
@@ -362,7 +363,7 @@ def test_dockerfile_runs_as_a_non_root_user_and_declares_ports_and_a_health_chec
     uid = image_uid()
     assert uid.isdigit() and int(uid) >= 1000  # numeric, so Kubernetes can verify runAsNonRoot
     assert f"--uid {uid}" in " ".join(instructions("RUN"))
-    assert {int(p) for p in " ".join(instructions("EXPOSE")).split()} == set(SERVICE_PORTS.values())
+    assert {int(p) for p in " ".join(instructions("EXPOSE")).split()} == set(registry.ports().values())
     (health,) = instructions("HEALTHCHECK")
     assert "/readyz" in health and "QIYUE_PORT" in health
 
@@ -421,7 +422,7 @@ def test_k8s_manifests_are_namespaced_and_use_stable_api_versions(k8s):
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_k8s_service_has_a_deployment_with_probes_resources_and_its_settings(k8s, service):
-    deployment, port = find(k8s, "Deployment", service), SERVICE_PORTS[service]
+    deployment, port = find(k8s, "Deployment", service), registry.ports()[service]
     assert deployment["spec"]["replicas"] >= 2
     pod = deployment["spec"]["template"]
     assert deployment["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
@@ -452,7 +453,7 @@ def test_k8s_service_has_a_deployment_with_probes_resources_and_its_settings(k8s
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_k8s_service_has_a_service_and_a_cpu_autoscaler(k8s, service):
-    svc, port = find(k8s, "Service", service), SERVICE_PORTS[service]
+    svc, port = find(k8s, "Service", service), registry.ports()[service]
     assert svc["spec"]["selector"] == find(k8s, "Deployment", service)["spec"]["selector"]["matchLabels"]
     assert [(p["port"], p["targetPort"]) for p in svc["spec"]["ports"]] == [(port, "http")]
     hpa = find(k8s, "HorizontalPodAutoscaler", service)
