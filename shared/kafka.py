@@ -5,6 +5,7 @@ development and tests): plain Kafka protocol through kafka-python.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
@@ -15,22 +16,31 @@ import traceback
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from pydantic import ValidationError
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from sqlalchemy import Table, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 
 from shared.db import Database
 from shared.envelope import Envelope, MalformedEvent
 from shared.events import dlq
+from shared.events import registry as _event_registry
 from shared.lease import Lease
 from shared.logs import request_id_var
 from shared.metrics import ServiceMetrics
 from shared.uow import UnitOfWork, utcnow
 
 log = logging.getLogger("qiyue.kafka")
+
+
+@functools.lru_cache(maxsize=1)
+def event_models() -> dict:
+    """Every published event type and its payload model (computed once)."""
+    return _event_registry()
 
 
 def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int, prefix: str = "") -> None:
@@ -65,7 +75,10 @@ def make_producer(bootstrap: str) -> KafkaProducer:
     # acks=all and one request in flight: an event is durable before it is marked sent, in order.
     # Idempotence is off: consumers deduplicate by event id, and a broker that lost its state
     # (memory-only in development) would otherwise refuse the old producer id forever.
+    # No auto-creation: a topic is created by us with its configured partitions, never by a metadata
+    # request with the broker's default count (a recreated topic came back with 4 instead of 6).
     return KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=5, linger_ms=0, enable_idempotence=False,
+                         allow_auto_create_topics=False,
                          max_in_flight_requests_per_connection=1, request_timeout_ms=10000,
                          max_block_ms=10000, reconnect_backoff_max_ms=2000)
 
@@ -235,26 +248,46 @@ Handler = Callable[[Envelope, UnitOfWork], None]
 
 @dataclass
 class Subscription:
-    """What a service consumes: topics and a handler per event type (others are skipped)."""
+    """What a service consumes: topics and a handler per event type. Other types are skipped, except
+    on `strict_topics` (feeds from outside, such as `sla.ingest`), where they go to the DLQ."""
     topics: tuple[str, ...]
     handlers: dict[str, Handler]
+    strict_topics: tuple[str, ...] = ()
+
+
+class Transient(Exception):
+    """A failure worth retrying as it is (a database restarting, a lock held too long): the message
+    is neither dead-lettered nor acknowledged, and the batch is applied again after a backoff."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Failures of the database connection or lock, not of the message: retry, never dead-letter."""
+    if isinstance(exc, Transient):
+        return True
+    if isinstance(exc, (OperationalError, InterfaceError, DisconnectionError, SqlTimeoutError)):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 class EventConsumer(_Loop):
-    """Consumes with at-least-once delivery and exactly-once effect.
+    """Consumes with at-least-once delivery and exactly-once effect, a poll batch at a time.
 
-    Each message's effect commits together with its id in the inbox table; offsets are committed
-    only afterwards. A redelivered message finds its id in the inbox and does nothing. A message
-    that cannot be parsed, or whose handler keeps failing, goes to `<topic>.dlq` with the error in
-    its headers and the consumer moves on.
+    A batch of one partition is applied in one unit of work: one inbox query for all its ids, each
+    new message's inbox row and effect in a savepoint of its own, one commit, then one offset
+    commit for every partition of the poll. A message whose handler fails is retried in its own
+    savepoint and, failing `max_attempts` times, goes to `<topic>.dlq` with the error in its
+    headers; only its savepoint is undone, so its neighbours' effects commit (no bisection needed:
+    the savepoint isolates it at once). A message that cannot be read at all goes to the DLQ without
+    retries. A transient failure (the database away or locked) undoes the batch, commits no offset
+    and retries the batch with backoff; nothing is dead-lettered for it.
     """
 
     def __init__(self, db: Database, tables: dict[str, Table], bootstrap: str, metrics: ServiceMetrics,
                  service: str, subscription: Subscription, uow_factory: Callable[[], UnitOfWork],
                  max_attempts: int = 3, session_timeout_ms: int = 6000, group_id: str | None = None,
-                 prefix: str = "", partitions: int = 3):
+                 prefix: str = "", partitions: int = 3, max_batch: int = 500):
         super().__init__(f"{service}-consumer")
-        self.prefix, self.partitions = prefix, partitions
+        self.prefix, self.partitions, self.max_batch = prefix, partitions, max_batch
         self.db, self.inbox, self.bootstrap, self.metrics = db, tables["inbox"], bootstrap, metrics
         self.service, self.subscription, self.uow_factory = service, subscription, uow_factory
         self.max_attempts, self.session_timeout_ms = max_attempts, session_timeout_ms
@@ -271,15 +304,23 @@ class EventConsumer(_Loop):
     def tick(self) -> None:
         try:
             consumer = self._get_consumer()
-            batch = consumer.poll(timeout_ms=500, max_records=200)
+            batch = consumer.poll(timeout_ms=500, max_records=self.max_batch)
             if consumer.assignment():
                 self.ready.set()
+            offsets = {}
             for tp, messages in batch.items():
-                for message in messages:
-                    if self.stopping:
-                        return
-                    self.process(message)
-                    consumer.commit({tp: OffsetAndMetadata(message.offset + 1, None, -1)})
+                if self.stopping:
+                    return
+                try:
+                    self.process_batch(messages)
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
+                    self._retry_later(consumer, tp, messages[0].offset, exc)
+                    continue
+                offsets[tp] = OffsetAndMetadata(messages[-1].offset + 1, None, -1)
+            if offsets:
+                consumer.commit(offsets)
             self._report_lag(consumer)
             self._watch_broker()
             self.backoff.reset()
@@ -289,58 +330,111 @@ class EventConsumer(_Loop):
             self._close()
             self.wait(delay)
 
+    def _retry_later(self, consumer: KafkaConsumer, tp: TopicPartition, offset: int, exc: BaseException) -> None:
+        """Rewind the partition to the batch's first message and wait: nothing of it was applied."""
+        delay = self.backoff.next()
+        log.warning("consumer %s: transient failure on %s[%d] (%s); retrying in %.1fs",
+                    self.group_id, tp.topic, tp.partition, exc, delay)
+        self.metrics.consumed.labels(tp.topic, "?", "retried").inc()
+        consumer.seek(tp, offset)
+        self.wait(delay)
+
     def process(self, message) -> None:
+        """One message on its own (kept for callers and tests that feed single records)."""
+        self.process_batch([message])
+
+    def process_batch(self, messages: list) -> None:
+        """Apply one partition's batch in one unit of work; see the class docstring."""
+        readable = []
+        for message in messages:
+            envelope = self._read(message)
+            if envelope is not None:
+                readable.append((message, envelope))
+        if not readable:
+            return
+        outcomes: list[tuple] = []
+        with self.uow_factory() as uow:
+            seen = self._seen(uow, [e.id for _, e in readable])
+            for message, envelope in readable:
+                if envelope.id in seen:
+                    outcomes.append((message, envelope, "duplicate", None))
+                    continue
+                seen.add(envelope.id)
+                outcomes.append((message, envelope, *self._apply(uow, message, envelope)))
+            try:
+                uow.commit()
+            except IntegrityError:
+                # Another replica committed some of these events first (a rebalance): apply them one
+                # by one, so its effects stand and ours are added only for what it did not do.
+                uow.rollback()
+                if len(messages) == 1:
+                    raise
+                for message in messages:
+                    self.process_batch([message])
+                return
+        for message, envelope, outcome, error in outcomes:
+            if outcome == "failed":
+                self._dead_letter(message, error, attempts=self.max_attempts)
+                continue
+            self.metrics.consumed.labels(message.topic, envelope.type, outcome).inc()
+            if outcome == "processed" and self.after_effect is not None:
+                self.after_effect(envelope)
+
+    def _read(self, message) -> Envelope | None:
+        """The message's envelope, validated against its event model; None when there is nothing to do."""
         try:
             envelope = Envelope.from_message(message.topic[len(self.prefix):], message.headers, message.value)
         except MalformedEvent as exc:
             self._dead_letter(message, exc, attempts=0)
-            return
-        handler = self.subscription.handlers.get(envelope.type)
-        if handler is None:
+            return None
+        if self.subscription.handlers.get(envelope.type) is None:
+            if envelope.topic in self.subscription.strict_topics:
+                # A feed's record of a type nobody reads is a mistake of the feed, not a newer event.
+                self._dead_letter(message, MalformedEvent(f"unknown event type {envelope.type!r} on "
+                                                          f"{envelope.topic}"), attempts=0)
+                return None
+            # On the services' own topics a type we do not read is skipped (forward compatibility).
             self.metrics.consumed.labels(message.topic, envelope.type, "skipped").inc()
-            return
+            return None
+        model = event_models().get(envelope.type)
+        if model is not None:
+            try:
+                model.model_validate(envelope.data)
+            except ValidationError as exc:
+                # Checked before any handler acts, so no consumer acts on an event its schema refuses.
+                self._dead_letter(message, MalformedEvent(f"{envelope.type} does not match its schema: {exc}"),
+                                  attempts=0)
+                return None
+        return envelope
+
+    def _seen(self, uow: UnitOfWork, ids: list[str]) -> set[str]:
+        inbox = self.inbox
+        return set(uow.session.scalars(select(inbox.c.event_id).where(
+            inbox.c.consumer == self.group_id, inbox.c.event_id.in_(ids))))
+
+    def _apply(self, uow: UnitOfWork, message, envelope: Envelope) -> tuple[str, BaseException | None]:
+        """The message's inbox row and effect in a savepoint, tried up to `max_attempts` times."""
+        handler = self.subscription.handlers[envelope.type]
         token = request_id_var.set(envelope.request_id)
         try:
-            self._handle_with_retries(message, envelope, handler)
+            for attempt in range(1, self.max_attempts + 1):
+                try:
+                    with uow:
+                        uow.session.execute(insert(self.inbox).values(
+                            consumer=self.group_id, event_id=envelope.id, event_type=envelope.type,
+                            processed_at=utcnow()))
+                        handler(envelope, uow)
+                        uow.commit()
+                    return "processed", None
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    log.warning("handler for %s (%s) failed, attempt %d/%d: %s",
+                                envelope.type, envelope.id, attempt, self.max_attempts, exc)
+                    error = exc
+            return "failed", error
         finally:
             request_id_var.reset(token)
-
-    def _handle_with_retries(self, message, envelope: Envelope, handler: Handler) -> None:
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                outcome = self._apply_once(envelope, handler)
-                self.metrics.consumed.labels(message.topic, envelope.type, outcome).inc()
-                if self.after_effect is not None:
-                    self.after_effect(envelope)
-                return
-            except Exception as exc:
-                log.warning("handler for %s (%s) failed, attempt %d/%d: %s",
-                            envelope.type, envelope.id, attempt, self.max_attempts, exc)
-                if attempt == self.max_attempts:
-                    self._dead_letter(message, exc, attempts=attempt)
-                    return
-                if not self.stopping:
-                    self.wait(min(2.0, 0.1 * 2 ** attempt))
-
-    def _apply_once(self, envelope: Envelope, handler: Handler) -> str:
-        inbox = self.inbox
-        with self.uow_factory() as uow:
-            seen = uow.session.execute(select(inbox.c.event_id).where(
-                inbox.c.consumer == self.group_id, inbox.c.event_id == envelope.id)).first()
-            if seen:
-                return "duplicate"
-            uow.session.execute(insert(inbox).values(consumer=self.group_id, event_id=envelope.id,
-                                                     event_type=envelope.type, processed_at=utcnow()))
-            handler(envelope, uow)
-            try:
-                uow.commit()
-            except IntegrityError:
-                # Another replica committed the same event first (rebalance): its effect stands.
-                uow.rollback()
-                if self._already_processed(envelope):
-                    return "duplicate"
-                raise
-        return "processed"
 
     def _already_processed(self, envelope: Envelope) -> bool:
         inbox = self.inbox

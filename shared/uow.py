@@ -102,8 +102,9 @@ class UnitOfWork:
             self._pending.clear()
         if self.nested:
             savepoint = self._savepoints[-1]
-            savepoint[0].commit()
-            savepoint[-1] = True
+            if not savepoint[-1]:
+                savepoint[0].commit()
+                savepoint[-1] = True
             return
         self.session.commit()
         self.committed.extend(self._staged)
@@ -113,6 +114,13 @@ class UnitOfWork:
             self._on_commit()
 
     def rollback(self) -> None:
+        if self.nested:   # undo this savepoint only; the owner's transaction goes on
+            savepoint, staged, tracked, pending, done = self._savepoints[-1]
+            if not done and savepoint.is_active:
+                savepoint.rollback()
+            del self._staged[staged:], self._tracked[tracked:], self._pending[pending:]
+            self._savepoints[-1][-1] = True
+            return
         self._pending.clear()
         self._staged.clear()
         self._tracked.clear()
