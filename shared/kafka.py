@@ -5,6 +5,7 @@ development and tests): plain Kafka protocol through kafka-python.
 """
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import logging
@@ -19,7 +20,8 @@ from typing import Callable, Iterable
 from pydantic import ValidationError
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import (CommitFailedError, IllegalGenerationError, KafkaError, RebalanceInProgressError,
+                          TopicAlreadyExistsError, UnknownMemberIdError)
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
@@ -47,7 +49,7 @@ def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int, prefix
     """Create missing topics (and their dead-letter topics); existing ones are left alone."""
     wanted = {prefix + t for t in topics}
     wanted |= {dlq(t) for t in wanted if not t.endswith(".dlq")}
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="qiyue-admin", request_timeout_ms=10000)
+    admin = make_admin(bootstrap, "qiyue-admin")
     try:
         missing = sorted(wanted - set(admin.list_topics()))
         for name in missing:
@@ -71,6 +73,13 @@ def broker_reachable(bootstrap: str, timeout: float = 1.0) -> bool:
     return False
 
 
+def make_admin(bootstrap: str, client_id: str) -> KafkaAdminClient:
+    # A short reconnect backoff: after a broker restart the default (growing to 30 s) kept the relay
+    # from publishing for tens of seconds after the broker was back.
+    return KafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id, request_timeout_ms=10000,
+                            reconnect_backoff_ms=100, reconnect_backoff_max_ms=1000)
+
+
 def make_producer(bootstrap: str) -> KafkaProducer:
     # acks=all and one request in flight: an event is durable before it is marked sent, in order.
     # Idempotence is off: consumers deduplicate by event id, and a broker that lost its state
@@ -80,7 +89,7 @@ def make_producer(bootstrap: str) -> KafkaProducer:
     return KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=5, linger_ms=0, enable_idempotence=False,
                          allow_auto_create_topics=False,
                          max_in_flight_requests_per_connection=1, request_timeout_ms=10000,
-                         max_block_ms=10000, reconnect_backoff_max_ms=2000)
+                         max_block_ms=10000, reconnect_backoff_max_ms=1000)
 
 
 class Backoff:
@@ -145,10 +154,17 @@ class OutboxRelay(_Loop):
 
     batch_size = 500
 
+    check_topics_s = 2.0    # how often the relay checks that the broker still has what it published
+
     def __init__(self, db: Database, tables: dict[str, Table], bootstrap: str, metrics: ServiceMetrics,
-                 service: str, poll_s: float = 0.5, prefix: str = "", partitions: int = 3):
+                 service: str, poll_s: float = 0.5, prefix: str = "", partitions: int = 3,
+                 republish_window_s: float = 7 * 86400):
         super().__init__(f"{service}-outbox-relay")
         self.prefix, self.partitions = prefix, partitions
+        self.republish_window = dt.timedelta(seconds=republish_window_s)
+        self._published_topics: set[str] | None = None     # learnt from the outbox when the lease is taken
+        self._topic_ids: dict[str, str] = {}                 # the broker's id of each topic we published to
+        self._next_check = 0.0
         self._admin: KafkaAdminClient | None = None
         self.db, self.outbox, self.bootstrap, self.metrics = db, tables["outbox"], bootstrap, metrics
         self.lease = Lease(db, tables["leases"], f"{service}:outbox-relay")
@@ -161,6 +177,7 @@ class OutboxRelay(_Loop):
             if not self.lease.acquire():
                 self.wait(self.poll_s * 4)
                 return
+            self._republish_what_the_broker_lost()
             sent = self.publish_pending()
             self.backoff.reset()
             if sent < self.batch_size:
@@ -178,7 +195,8 @@ class OutboxRelay(_Loop):
         if not rows:
             self.metrics.outbox_backlog.set(0)
             return 0
-        self._ensure_topics({r.topic for r in rows})
+        if self._ensure_topics({r.topic for r in rows}):
+            return self.batch_size      # older rows were marked unsent: start again from the oldest
         producer = self._get_producer()
         futures = [producer.send(self.prefix + r.topic, key=r.key.encode(), value=r.payload.encode(),
                                  headers=[(k, v.encode()) for k, v in r.headers.items()]) for r in rows]
@@ -189,26 +207,66 @@ class OutboxRelay(_Loop):
             conn.execute(update(t).where(t.c.id.in_([r.id for r in rows])).values(published_at=utcnow()))
         for r in rows:
             self.metrics.produced.labels(r.topic, r.event_type).inc()
+        if self._published_topics is not None:
+            self._published_topics |= {r.topic for r in rows}
         self._update_backlog()
         return len(rows)
 
-    def _ensure_topics(self, topics: set[str]) -> None:
-        """Check the topics exist before every batch (one metadata round trip).
+    def _republish_what_the_broker_lost(self) -> None:
+        """Even with nothing to publish, check now and then that the broker kept what we published."""
+        now = time.monotonic()
+        if now < self._next_check:
+            return
+        self._next_check = now + self.check_topics_s
+        if self._published_topics is None:
+            t, since = self.outbox, utcnow() - self.republish_window
+            with self.db.read_session() as s:
+                self._published_topics = set(s.scalars(select(t.c.topic).where(t.c.published_at >= since).distinct()))
+        if self._published_topics:
+            self._ensure_topics(set(self._published_topics))
 
-        A broker that restarted without its data (memory-only in development) may acknowledge a
-        produce to a topic it no longer has and drop it; creating the topic first prevents that.
+    def _ensure_topics(self, topics: set[str]) -> bool:
+        """Check the topics exist, as the ones we published to, before every batch (one metadata round trip).
+
+        A broker that comes back without its data (memory-only in development, or a cluster restored
+        from nothing) lost every event of a topic it no longer has, or has anew under another topic id
+        (someone else recreated it first), consumed or not. Their rows published within the window are
+        marked unsent again, so the relay publishes them anew in their original order, before anything
+        newer; consumers' inboxes absorb what they had already applied. A missing topic is created with
+        its configured partitions (a broker may acknowledge a produce to a topic it lacks, and drop it).
+        True when rows were marked for republishing.
         """
         if self._admin is None:
-            self._admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="qiyue-relay-admin",
-                                           request_timeout_ms=10000)
+            self._admin = make_admin(self.bootstrap, "qiyue-relay-admin")
         wanted = {self.prefix + t for t in topics}
         wanted |= {dlq(t) for t in wanted if not t.endswith(".dlq")}   # a DLQ has no DLQ of its own
-        missing = wanted - set(self._admin.list_topics())
-        for name in sorted(missing):
+        present = {d["name"]: d.get("topic_id") for d in self._admin.describe_topics() if not d.get("error_code")}
+        lost = set()
+        for topic in topics & (self._published_topics or set()):
+            name = self.prefix + topic
+            if name not in present or self._topic_ids.get(name, present[name]) != present[name]:
+                lost.add(topic)
+        marked = self._mark_lost(lost)   # before creating them, so nothing newer overtakes them
+        for name in sorted(wanted - set(present)):
             try:
                 self._admin.create_topics([NewTopic(name, self.partitions, 1)])
             except TopicAlreadyExistsError:
                 pass
+        if wanted - set(present):
+            present = {d["name"]: d.get("topic_id") for d in self._admin.describe_topics() if not d.get("error_code")}
+        self._topic_ids.update({n: present[n] for n in wanted if n in present})
+        return marked
+
+    def _mark_lost(self, lost: set[str]) -> bool:
+        if not lost:
+            return False
+        t, since = self.outbox, utcnow() - self.republish_window
+        with self.db.writer.begin() as conn:
+            count = conn.execute(update(t).where(t.c.topic.in_(sorted(lost)), t.c.published_at >= since)
+                                 .values(published_at=None)).rowcount
+        self.metrics.republished.inc(count)
+        log.warning("outbox relay: the broker lost %s; republishing %d events", ", ".join(sorted(lost)), count)
+        return True
 
     def _update_backlog(self) -> None:
         t = self.outbox
@@ -298,7 +356,6 @@ class EventConsumer(_Loop):
         self.ready = threading.Event()  # set once partitions are assigned
         self.after_effect: Callable[[Envelope], None] | None = None  # fault-injection point for tests
         self._next_probe = 0.0
-        self._broker_was_down = False
         self._known_topic_ids: dict = {}
 
     def tick(self) -> None:
@@ -320,15 +377,29 @@ class EventConsumer(_Loop):
                     continue
                 offsets[tp] = OffsetAndMetadata(messages[-1].offset + 1, None, -1)
             if offsets:
-                consumer.commit(offsets)
+                self._commit(consumer, offsets)
             self._report_lag(consumer)
             self._watch_broker()
             self.backoff.reset()
+        except KafkaError as exc:
+            # The client reconnects and rejoins by itself; closing it mid-join would leave a member
+            # behind that the memory-only broker never clears (see _watch_broker).
+            delay = self.backoff.next()
+            log.warning("consumer %s: %s; retrying in %.1fs", self.group_id, exc, delay)
+            self.wait(delay)
         except Exception as exc:
             delay = self.backoff.next()
             log.warning("consumer %s: %s; reconnecting in %.1fs", self.group_id, exc, delay)
             self._close()
             self.wait(delay)
+
+    def _commit(self, consumer: KafkaConsumer, offsets: dict) -> None:
+        """Commit the poll's offsets. A commit refused because the group is rebalancing is left: the
+        effects are committed, so the partitions' next owner is redelivered them and the inbox drops them."""
+        try:
+            consumer.commit(offsets)
+        except (CommitFailedError, RebalanceInProgressError, UnknownMemberIdError, IllegalGenerationError) as exc:
+            log.info("consumer %s: offsets not committed (%s); the inbox absorbs the redelivery", self.group_id, exc)
 
     def _retry_later(self, consumer: KafkaConsumer, tp: TopicPartition, offset: int, exc: BaseException) -> None:
         """Rewind the partition to the batch's first message and wait: nothing of it was applied."""
@@ -462,25 +533,32 @@ class EventConsumer(_Loop):
                   dlq(message.topic), exc)
 
     def _watch_broker(self) -> None:
-        """After an outage, rejoin from the committed offsets instead of the in-memory position.
+        """After a topic was recreated (a broker that lost its data, or a topic deleted and made
+        again), read its partitions from the committed offsets, or from the start when there are none,
+        instead of the in-memory position: a position past a recreated log would skip its events.
 
-        A broker that lost its data (memory-only in development, or a restored cluster) starts its
-        partitions again at offset 0; a consumer keeping its old position would skip those events.
+        The consumer is never closed for this. A broker that restarted has forgotten the group, so
+        the client rejoins by itself (its member is unknown there); closing it as well sent a
+        LeaveGroup in the middle of that join, which left the memory-only broker with a member that
+        never answers, and the group never settled again.
         """
         now = time.monotonic()
         if now < self._next_probe or self._consumer is None:
             return
         self._next_probe = now + 1.0
         ids = self._topic_ids(self._consumer)
-        recreated = any(self._known_topic_ids.get(t) not in (None, i) for t, i in ids.items())
+        recreated = {t for t, i in ids.items() if self._known_topic_ids.get(t) not in (None, i)}
         self._known_topic_ids.update(ids)
-        if not broker_reachable(self.bootstrap):
-            self._broker_was_down = True
-        elif self._broker_was_down or recreated:
-            log.warning("consumer %s: broker is back or its topics were recreated; rejoining", self.group_id)
-            self._broker_was_down = False
-            self._known_topic_ids.clear()
-            self._close()
+        if not recreated:
+            return
+        log.warning("consumer %s: %s recreated; reading them from their committed offsets",
+                    self.group_id, ", ".join(sorted(recreated)))
+        for tp in self._consumer.assignment():
+            if tp.topic in recreated:
+                try:
+                    self._consumer.seek(tp, self._consumer.committed(tp) or 0)
+                except Exception as exc:     # the assignment is changing: the rejoin sets positions anew
+                    log.info("consumer %s: %s[%d] not repositioned (%s)", self.group_id, tp.topic, tp.partition, exc)
 
     @staticmethod
     def _topic_ids(consumer: KafkaConsumer) -> dict:
@@ -519,6 +597,7 @@ class EventConsumer(_Loop):
         return self._consumer
 
     def _close(self) -> None:
+        self._known_topic_ids.clear()
         if self._consumer is not None:
             try:
                 self._consumer.close(autocommit=False)

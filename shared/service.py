@@ -65,7 +65,8 @@ class Runtime:
         self.metrics = ServiceMetrics(spec.name)
         self.relay = OutboxRelay(self.db, self.tables, settings.kafka_bootstrap, self.metrics, spec.name,
                                  poll_s=settings.relay_poll_interval_s, prefix=settings.topic_prefix,
-                                 partitions=settings.kafka_partitions)
+                                 partitions=settings.kafka_partitions,
+                                 republish_window_s=settings.relay_republish_window_s)
         self.consumer = None
         if spec.subscription is not None:
             self.consumer = EventConsumer(self.db, self.tables, settings.kafka_bootstrap, self.metrics, spec.name,

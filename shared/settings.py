@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     public_base_url: str | None = None    # links in notifications
     scheduler_interval_s: float = 1.0
     relay_poll_interval_s: float = 0.5   # safety net for commits made by other replicas
+    relay_republish_window_s: float = 7 * 86400   # after a broker lost topics, what is published again
     log_level: str = "INFO"
     host: str = "127.0.0.1"
     port: int | None = None

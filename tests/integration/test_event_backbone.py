@@ -139,9 +139,8 @@ def test_writes_succeed_while_the_broker_is_down_and_arrive_once_it_is_back(make
     """The producing service stays up through the outage: its API keeps writing, its relay retries.
 
     The development broker keeps nothing on disk, so it comes back empty: the relay recreates the
-    topics and publishes everything still pending. The consumer service is restarted with the
-    broker (Tansu does not restore a consumer group that rejoined across its restart; Apache
-    Kafka keeps groups and offsets, and there the running consumer simply resumes).
+    topics and publishes everything still pending (what it had published before is the broker-restart
+    fault test's). Here the consumer service is stopped with the broker and started after it.
     """
     port = free_port()
     own = EmbeddedBroker(port, tmp_path / "own-broker.log").start()
