@@ -10,6 +10,7 @@ from services.payments.adapters.tables import metadata
 from services.payments.api.routes import router
 from services.payments.handlers import subscription
 from services.payments.jobs import jobs
+from services.payments.service_layer import PaymentsUnitOfWork
 
 spec = ServiceSpec(
     name="payments",
@@ -21,6 +22,7 @@ spec = ServiceSpec(
     produces=(TOPICS["payments"],),
     subscription=subscription,
     jobs=jobs,
+    unit_of_work=PaymentsUnitOfWork,
 )
 
 

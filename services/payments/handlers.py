@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 
 from services.payments import service_layer
-from services.payments.domain.due_dates import local_date
+from services.payments.service_layer import PaymentsUnitOfWork
 from shared.envelope import Envelope
 from shared.errors import Invalid
 from shared.events.contracts import TOPIC as CONTRACTS_TOPIC
@@ -25,15 +25,15 @@ from shared.events.contracts import (ContractActivated, ContractAmended, Contrac
 from shared.events.sla import TOPIC as SLA_TOPIC
 from shared.events.sla import SlaCreditAssessed
 from shared.kafka import Subscription
-from shared.uow import UnitOfWork, utcnow
+from shared.local_time import local_date
 
 
-def happened_at(envelope: Envelope) -> dt.datetime:
-    """The event's time (`ce_time`); the moment of reading if the producer left it out."""
+def happened_at(envelope: Envelope, uow: PaymentsUnitOfWork) -> dt.datetime:
+    """The event's time (`ce_time`); the app's "now" (`uow.clock`) if the producer left it out."""
     try:
         at = dt.datetime.fromisoformat(envelope.time.replace("Z", "+00:00"))
     except (AttributeError, ValueError):
-        return utcnow()
+        return uow.clock()
     return at if at.tzinfo is not None else at.replace(tzinfo=dt.timezone.utc)
 
 
@@ -44,34 +44,34 @@ def _terms_of(event) -> ContractTerms:
     return event.terms
 
 
-def on_contract_signed(envelope: Envelope, uow: UnitOfWork) -> None:
+def on_contract_signed(envelope: Envelope, uow: PaymentsUnitOfWork) -> None:
     event = envelope.payload(ContractSigned)
-    at = happened_at(envelope)
+    at = happened_at(envelope, uow)
     service_layer.create_schedule(uow, _terms_of(event), local_date(at), at)
 
 
-def on_contract_activated(envelope: Envelope, uow: UnitOfWork) -> None:
+def on_contract_activated(envelope: Envelope, uow: PaymentsUnitOfWork) -> None:
     event = envelope.payload(ContractActivated)
-    at = happened_at(envelope)
+    at = happened_at(envelope, uow)
     service_layer.create_schedule(uow, _terms_of(event), local_date(at), at)
 
 
-def on_contract_amended(envelope: Envelope, uow: UnitOfWork) -> None:
+def on_contract_amended(envelope: Envelope, uow: PaymentsUnitOfWork) -> None:
     event = envelope.payload(ContractAmended)
-    at = happened_at(envelope)
+    at = happened_at(envelope, uow)
     service_layer.amend_schedule(uow, _terms_of(event), local_date(at), at)
 
 
-def on_contract_terminated(envelope: Envelope, uow: UnitOfWork) -> None:
+def on_contract_terminated(envelope: Envelope, uow: PaymentsUnitOfWork) -> None:
     event = envelope.payload(ContractTerminated)
-    service_layer.terminate_schedule(uow, event.contract_id, event.org, event.terminated_on, happened_at(envelope))
+    service_layer.terminate_schedule(uow, event.contract_id, event.org, event.terminated_on, happened_at(envelope, uow))
 
 
-def on_credit_assessed(envelope: Envelope, uow: UnitOfWork) -> None:
+def on_credit_assessed(envelope: Envelope, uow: PaymentsUnitOfWork) -> None:
     """A month's credit, or a correction of it (late input re-closed the month): a correction carries
     the month's whole credit and what was assessed before, so only the difference is deducted (as a
     credit note of its own id) or, when the credit went down, taken back. No change: nothing to do."""
-    credit, at = envelope.payload(SlaCreditAssessed), happened_at(envelope)
+    credit, at = envelope.payload(SlaCreditAssessed), happened_at(envelope, uow)
     if credit.difference > 0:
         service_layer.receive_credit(uow, credit.model_copy(update={"amount": credit.difference}), at)
     elif credit.difference < 0:

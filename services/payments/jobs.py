@@ -8,7 +8,7 @@ is claimed with a conditional UPDATE, so any number of replicas announce each on
 """
 from __future__ import annotations
 
-from services.payments.service_layer import advance_schedules
+from services.payments.service_layer.days import advance_schedules
 from shared.scheduler import ScheduledJob
 
 jobs: list[ScheduledJob] = [

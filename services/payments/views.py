@@ -1,17 +1,124 @@
-"""What the API answers: plain JSON-ready dicts built from the domain (amounts as decimal strings)."""
+"""What the API reads: query functions shaped for the API, and the JSON-ready dicts they answer.
+
+The query functions take `db: shared.db.Database` first and open a read session themselves, so routes
+never open one; they load through the repositories and format with the functions below (amounts as
+decimal strings). The formatting functions are plain functions of the domain, also used for the
+answers the creating use cases store with their `Idempotency-Key`.
+"""
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
 
-from services.payments.adapters.tables import CalendarFeedRow, InvoiceRow, ScheduleRow
+from services.payments.adapters import csv_export, ical
+from services.payments.adapters.repository import FeedRepository, InvoiceRepository, ScheduleRepository
+from services.payments.adapters.tables import InvoiceRow, ScheduleRow
+from services.payments.domain import reports
+from services.payments.domain.calendar_feeds import CalendarFeed, hash_token
 from services.payments.domain.late_fees import LateFeeStatement
 from services.payments.domain.ledger import CreditNote, CreditWithdrawal, Invoice, Payment
 from services.payments.domain.milestones import Milestone
-from services.payments.domain.money import ZERO
 from services.payments.domain.reports import AGING_BUCKETS, AgingReport, ForecastLine
 from services.payments.domain.schedule import PaymentSchedule, PaymentTranche
+from shared.db import Database
+from shared.errors import NotFound
+from shared.local_time import local_date
+from shared.money import ZERO
+from shared.pagination import decode_cursor, page_of
 
+
+# ---------------------------------------------------------------------- queries
+
+def schedules_page(db: Database, org: str, cursor: str | None, limit: int) -> dict:
+    """The organisation's payment schedules, by contract id."""
+    with db.read_session() as session:
+        rows = ScheduleRepository(session).page(org, decode_cursor(cursor), limit + 1)
+    page, next_cursor = page_of(rows, limit, lambda r: r.contract_id)
+    return {"items": [schedule_summary(r) for r in page], "next_cursor": next_cursor}
+
+
+def _schedule(db: Database, org: str, contract_id: str) -> PaymentSchedule:
+    with db.read_session() as session:
+        schedule = ScheduleRepository(session).get(org, contract_id)
+    if schedule is None:
+        raise NotFound(f"No payment schedule for contract {contract_id}.")
+    return schedule
+
+
+def schedule_of(db: Database, org: str, contract_id: str, today: dt.date) -> dict:
+    return schedule_view(_schedule(db, org, contract_id), today)
+
+
+def history_of(db: Database, org: str, contract_id: str) -> dict:
+    return history_view(_schedule(db, org, contract_id))
+
+
+def late_fees_of(db: Database, org: str, contract_id: str, as_of: dt.date) -> dict:
+    schedule = _schedule(db, org, contract_id)
+    return late_fees_view(schedule, schedule.late_fees(as_of), as_of)
+
+
+def invoices_page(db: Database, org: str, contract_id: str | None, cursor: str | None, limit: int) -> dict:
+    with db.read_session() as session:
+        rows = InvoiceRepository(session).page(org, decode_cursor(cursor), limit + 1, contract_id)
+    page, next_cursor = page_of(rows, limit, lambda r: r.number)
+    return {"items": [invoice_row_view(r) for r in page], "next_cursor": next_cursor}
+
+
+def invoice_of(db: Database, org: str, invoice_id: str) -> dict:
+    with db.read_session() as session:
+        row = InvoiceRepository(session).get(org, invoice_id)
+    if row is None:
+        raise NotFound(f"No invoice {invoice_id}.")
+    return invoice_row_view(row)
+
+
+def _all_schedules(db: Database, org: str) -> list[PaymentSchedule]:
+    with db.read_session() as session:
+        return ScheduleRepository(session).all_of(org)
+
+
+def aging_of(db: Database, org: str, as_of: dt.date) -> dict:
+    return aging_view(reports.aging(_all_schedules(db, org), as_of))
+
+
+def aging_csv_of(db: Database, org: str, as_of: dt.date) -> bytes:
+    return csv_export.aging_csv(reports.aging(_all_schedules(db, org), as_of))
+
+
+def cash_flow_of(db: Database, org: str, today: dt.date, months: int) -> dict:
+    return forecast_view(reports.cash_flow(_all_schedules(db, org), today, months), today, months)
+
+
+def cash_flow_csv_of(db: Database, org: str, today: dt.date, months: int) -> bytes:
+    return csv_export.cash_flow_csv(reports.cash_flow(_all_schedules(db, org), today, months))
+
+
+def feeds_of(db: Database, org: str, owner: str) -> dict:
+    with db.read_session() as session:
+        feeds = FeedRepository(session).of_owner(org, owner)
+    return {"items": [feed_view(f) for f in feeds], "next_cursor": None}
+
+
+def feed_of(db: Database, org: str, owner: str, feed_id: str) -> dict:
+    with db.read_session() as session:
+        feed = FeedRepository(session).get(org, owner, feed_id)
+    if feed is None:
+        raise NotFound(f"No calendar feed {feed_id}.")
+    return feed_view(feed)
+
+
+def calendar_of(db: Database, token: str, now: dt.datetime) -> bytes:
+    """The iCalendar body of the feed whose URL holds `token` (unknown or revoked: 404)."""
+    with db.read_session() as session:
+        feed = FeedRepository(session).by_token_hash(hash_token(token))
+        if feed is None:
+            raise NotFound("No such calendar feed.")
+        schedules = ScheduleRepository(session).all_of(feed.org)
+    return ical.render(schedules, local_date(now), feed.name, now)
+
+
+# ---------------------------------------------------------------------- answers
 
 def money(amount: Decimal | None) -> str | None:
     return None if amount is None else format(amount, "f")
@@ -147,7 +254,7 @@ def forecast_view(lines: list[ForecastLine], today: dt.date, months: int) -> dic
                        "tranches": line.tranches} for line in lines]}
 
 
-def feed_view(row: CalendarFeedRow, url: str | None = None) -> dict:
+def feed_view(row: CalendarFeed, url: str | None = None) -> dict:
     view = {"id": row.id, "name": row.name, "created_at": row.created_at.isoformat(),
             "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None}
     if url:

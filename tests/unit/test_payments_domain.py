@@ -12,7 +12,7 @@ import pytest
 
 from services.payments.domain.due_dates import DueTerm, add_months
 from services.payments.domain.late_fees import Exposure, LateFeeRule, Movement, statement
-from services.payments.domain.money import allocate
+from shared.money import allocate
 from services.payments.domain.schedule import PaymentSchedule, tranche_amounts
 from shared.errors import Conflict, Forbidden, Invalid
 from shared.events.contracts import ContractTerms

@@ -1,4 +1,7 @@
-"""Loading and saving payment schedules, and the few other queries the payments service needs.
+"""The payments service's repositories: the only place (with `tables.py` and `views.py`) that speaks SQL.
+
+Each repository takes the session of a unit of work (`PaymentsUnitOfWork` hangs them on itself as
+`uow.schedules`, `uow.credits`, `uow.invoices`, `uow.feeds`) or a read session (`views.py`).
 
 A schedule is loaded whole (tranches, milestones, invoices, payments, credits: a contract has
 a handful of each) and saved whole; rows are matched by id. Writers load it `FOR UPDATE`, so
@@ -8,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -17,161 +20,173 @@ from sqlalchemy.orm import Session
 from services.payments.adapters.tables import (CalendarFeedRow, CreditApplicationRow, CreditNoteRow,
                                                CreditWithdrawalRow, InvoiceCounterRow, InvoiceRow, MilestoneReviewRow,
                                                MilestoneRow, PaymentRow, ScheduleRow, TrancheRow)
+from services.payments.domain.calendar_feeds import CalendarFeed
 from services.payments.domain.due_dates import DueTerm
 from services.payments.domain.late_fees import LateFeeRule, LateFeeTerms
 from services.payments.domain.ledger import CreditApplication, CreditNote, CreditWithdrawal, Invoice, Payment
 from services.payments.domain.milestones import Milestone, MilestoneReview
-from services.payments.domain.schedule import PaymentSchedule, PaymentTranche, Trigger
+from services.payments.domain.schedule import PaymentSchedule
+from services.payments.domain.tranches import LateFeeBooking, PaymentTranche, StatusChange, Trigger
+from shared.scheduler import claim
 
 
-# ---------------------------------------------------------------------- schedules
+class ScheduleRepository:
+    """Payment schedules, loaded and saved whole."""
 
-def get(session: Session, org: str, contract_id: str, for_update: bool = False) -> PaymentSchedule | None:
-    """The schedule of a contract of `org` (another organisation's contract is not found)."""
-    return _load(session, contract_id, org, for_update)
+    def __init__(self, session: Session):
+        self.session = session
 
+    def get(self, org: str, contract_id: str, for_update: bool = False) -> PaymentSchedule | None:
+        """The schedule of a contract of `org` (another organisation's contract is not found)."""
+        return _load(self.session, contract_id, org, for_update)
 
-def get_for_system(session: Session, contract_id: str) -> PaymentSchedule | None:
-    """For event handlers and jobs, which act for whichever organisation owns the contract."""
-    return _load(session, contract_id, None, for_update=True)
+    def get_for_system(self, contract_id: str) -> PaymentSchedule | None:
+        """For event handlers and jobs, which act for whichever organisation owns the contract."""
+        return _load(self.session, contract_id, None, for_update=True)
 
+    def owner_of(self, contract_id: str) -> str | None:
+        return self.session.scalar(select(ScheduleRow.org).where(ScheduleRow.contract_id == contract_id))
 
-def owner_of(session: Session, contract_id: str) -> str | None:
-    return session.scalar(select(ScheduleRow.org).where(ScheduleRow.contract_id == contract_id))
+    def add(self, schedule: PaymentSchedule, terms: dict, now: dt.datetime) -> None:
+        self.session.add(ScheduleRow(contract_id=schedule.contract_id, org=schedule.org, terms=terms, created_at=now,
+                                     **_schedule_values(schedule), updated_at=now))
+        self.session.flush()
+        _save_parts(self.session, schedule, now)
 
+    def save(self, schedule: PaymentSchedule, now: dt.datetime, terms: dict | None = None) -> None:
+        row = self.session.get(ScheduleRow, schedule.contract_id)
+        for name, value in _schedule_values(schedule).items():
+            setattr(row, name, value)
+        if terms is not None:
+            row.terms = terms
+        row.updated_at = now
+        _save_parts(self.session, schedule, now)
 
-def list_rows(session: Session, org: str, after: str | None, limit: int) -> list[ScheduleRow]:
-    query = select(ScheduleRow).where(ScheduleRow.org == org).order_by(ScheduleRow.contract_id).limit(limit)
-    if after:
-        query = query.where(ScheduleRow.contract_id > after)
-    return list(session.scalars(query).all())
+    def needing_attention(self, today: dt.date) -> list[str]:
+        """Contracts with a tranche to release or mark overdue, or late fees not announced up to today."""
+        t = TrancheRow
+        query = (select(t.contract_id).distinct().join(ScheduleRow, ScheduleRow.contract_id == t.contract_id)
+                 .where(or_(and_(t.status == "scheduled", t.triggered_on <= today),
+                            and_(t.status == "due", t.due_date < today, t.amount > t.paid + t.credited),
+                            and_(t.status == "overdue", ScheduleRow.charges_late_fees.is_(True),
+                                 or_(t.late_fees_through.is_(None), t.late_fees_through < today)))))
+        return sorted(self.session.scalars(query).all())
 
+    def claim(self, changes: Sequence[StatusChange], bookings: Sequence[LateFeeBooking]) -> bool:
+        """Claim each status change and late-fee booking with a conditional UPDATE (shared.scheduler.claim):
+        False if another scheduler made one of them first (the caller then drops its own)."""
+        table = TrancheRow.__table__
+        return (all(claim(self.session, table, c.tranche_id, expect_status=c.before, status=c.after)
+                    for c in changes)
+                and all(claim(self.session, table, b.tranche_id, expect_late_fees_through=b.before,
+                              late_fees_through=b.through) for b in bookings))
 
-def all_of(session: Session, org: str) -> list[PaymentSchedule]:
-    """Every schedule of an organisation (for its reports and calendar)."""
-    ids = session.scalars(select(ScheduleRow.contract_id).where(ScheduleRow.org == org)
-                          .order_by(ScheduleRow.contract_id)).all()
-    return [s for s in (_load(session, cid, org, False) for cid in ids) if s is not None]
+    def page(self, org: str, after: str | None, limit: int) -> list[ScheduleRow]:
+        query = select(ScheduleRow).where(ScheduleRow.org == org).order_by(ScheduleRow.contract_id).limit(limit)
+        if after:
+            query = query.where(ScheduleRow.contract_id > after)
+        return list(self.session.scalars(query).all())
 
-
-def needing_attention(session: Session, today: dt.date) -> list[str]:
-    """Contracts with a tranche to release or mark overdue, or late fees not announced up to today."""
-    t = TrancheRow
-    query = (select(t.contract_id).distinct().join(ScheduleRow, ScheduleRow.contract_id == t.contract_id)
-             .where(or_(and_(t.status == "scheduled", t.triggered_on <= today),
-                        and_(t.status == "due", t.due_date < today, t.amount > t.paid + t.credited),
-                        and_(t.status == "overdue", ScheduleRow.charges_late_fees.is_(True),
-                             or_(t.late_fees_through.is_(None), t.late_fees_through < today)))))
-    return sorted(session.scalars(query).all())
-
-
-def add(session: Session, schedule: PaymentSchedule, terms: dict, now: dt.datetime) -> None:
-    session.add(ScheduleRow(contract_id=schedule.contract_id, org=schedule.org, terms=terms, created_at=now,
-                            **_schedule_values(schedule), updated_at=now))
-    session.flush()
-    _save_parts(session, schedule, now)
-
-
-def save(session: Session, schedule: PaymentSchedule, now: dt.datetime, terms: dict | None = None) -> None:
-    row = session.get(ScheduleRow, schedule.contract_id)
-    for name, value in _schedule_values(schedule).items():
-        setattr(row, name, value)
-    if terms is not None:
-        row.terms = terms
-    row.updated_at = now
-    _save_parts(session, schedule, now)
-
-
-def tranche_table():
-    return TrancheRow.__table__
-
-
-# ---------------------------------------------------------------------- credits without a schedule
-
-def unattached_credit_notes(session: Session, contract_id: str) -> list[CreditNote]:
-    """Credits that arrived before the contract's schedule (sla.events and contracts.events are separate topics)."""
-    rows = session.scalars(select(CreditNoteRow).where(CreditNoteRow.contract_id == contract_id)).all()
-    return [_credit_note(r, []) for r in rows]
+    def all_of(self, org: str) -> list[PaymentSchedule]:
+        """Every schedule of an organisation (for its reports and calendar)."""
+        ids = self.session.scalars(select(ScheduleRow.contract_id).where(ScheduleRow.org == org)
+                                   .order_by(ScheduleRow.contract_id)).all()
+        return [s for s in (_load(self.session, cid, org, False) for cid in ids) if s is not None]
 
 
-def credit_known(session: Session, org: str, credit_id: str) -> bool:
-    """A credit note or a withdrawal already kept under this credit id."""
-    return any(session.scalar(select(model.id).where(model.org == org, model.credit_id == credit_id)) is not None
-               for model in (CreditNoteRow, CreditWithdrawalRow))
+class CreditRepository:
+    """Service credits by their SLA credit id, and those waiting for a schedule that has not arrived yet
+    (sla.events and contracts.events are separate topics)."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def known(self, org: str, credit_id: str) -> bool:
+        """A credit note or a withdrawal already kept under this credit id."""
+        return any(self.session.scalar(select(model.id).where(model.org == org, model.credit_id == credit_id))
+                   is not None for model in (CreditNoteRow, CreditWithdrawalRow))
+
+    def waiting_notes(self, contract_id: str) -> list[CreditNote]:
+        rows = self.session.scalars(select(CreditNoteRow).where(CreditNoteRow.contract_id == contract_id)).all()
+        return [_credit_note(r, []) for r in rows]
+
+    def waiting_withdrawals(self, contract_id: str) -> list[CreditWithdrawal]:
+        return _withdrawals(self.session, contract_id)
+
+    def add_waiting(self, org: str, contract_id: str, note: CreditNote) -> None:
+        self.session.add(CreditNoteRow(org=org, contract_id=contract_id, **_note_values(note)))
+
+    def add_waiting_withdrawal(self, org: str, contract_id: str, notes: Iterable[CreditNote],
+                               withdrawal: CreditWithdrawal) -> None:
+        """A correction lowering credits still waiting for their schedule: the notes as lowered, and the withdrawal."""
+        base = dict(org=org, contract_id=contract_id)
+        for note in notes:
+            values = _note_values(note)
+            _put(self.session, CreditNoteRow, values.pop("id"), base, values)
+        _put(self.session, CreditWithdrawalRow, withdrawal.id, base, _withdrawal_values(withdrawal), update=False)
+        self.session.flush()
 
 
-def add_unattached_credit(session: Session, org: str, contract_id: str, note: CreditNote) -> None:
-    session.add(CreditNoteRow(org=org, contract_id=contract_id, **_note_values(note)))
+class InvoiceRepository:
+    """Invoice numbers, and invoices as rows for the invoice list (the schedule carries its own)."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def next_sequence(self, org: str, year: int) -> int:
+        """The organisation's next invoice number for the year, taken inside the caller's transaction.
+
+        The counter row is locked by the UPDATE until the transaction ends, so concurrent issuers
+        take turns; a transaction that rolls back gives its number back. Hence no gaps, no repeats.
+        """
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        counters = InvoiceCounterRow.__table__
+        self.session.execute(insert(counters).values(org=org, year=year, last=0).on_conflict_do_nothing())
+        return self.session.execute(update(counters).where(counters.c.org == org, counters.c.year == year)
+                                    .values(last=counters.c.last + 1).returning(counters.c.last)).scalar_one()
+
+    def get(self, org: str, invoice_id: str) -> InvoiceRow | None:
+        row = self.session.get(InvoiceRow, invoice_id)
+        return row if row is not None and row.org == org else None
+
+    def page(self, org: str, after: str | None, limit: int, contract_id: str | None = None) -> list[InvoiceRow]:
+        query = select(InvoiceRow).where(InvoiceRow.org == org).order_by(InvoiceRow.number).limit(limit)
+        if contract_id:
+            query = query.where(InvoiceRow.contract_id == contract_id)
+        if after:
+            query = query.where(InvoiceRow.number > after)
+        return list(self.session.scalars(query).all())
 
 
-def credit_withdrawals(session: Session, contract_id: str) -> list[CreditWithdrawal]:
-    rows = session.scalars(select(CreditWithdrawalRow).where(CreditWithdrawalRow.contract_id == contract_id)
-                           .order_by(CreditWithdrawalRow.withdrawn_on, CreditWithdrawalRow.credit_id)).all()
-    return [_withdrawal(r) for r in rows]
+class FeedRepository:
+    """Calendar feeds (`domain.calendar_feeds.CalendarFeed`)."""
 
+    def __init__(self, session: Session):
+        self.session = session
 
-def add_unattached_withdrawal(session: Session, org: str, contract_id: str, notes: Iterable[CreditNote],
-                              withdrawal: CreditWithdrawal) -> None:
-    """A correction lowering credits still waiting for their schedule: the notes as lowered, and the withdrawal."""
-    base = dict(org=org, contract_id=contract_id)
-    for note in notes:
-        values = _note_values(note)
-        _put(session, CreditNoteRow, values.pop("id"), base, values)
-    _put(session, CreditWithdrawalRow, withdrawal.id, base, _withdrawal_values(withdrawal), update=False)
-    session.flush()
+    def add(self, feed: CalendarFeed) -> None:
+        self.session.add(CalendarFeedRow(**_feed_values(feed)))
 
+    def save(self, feed: CalendarFeed) -> None:
+        row = self.session.get(CalendarFeedRow, feed.id)
+        row.name, row.revoked_at = feed.name, feed.revoked_at
 
-# ---------------------------------------------------------------------- invoices
+    def get(self, org: str, owner: str, feed_id: str) -> CalendarFeed | None:
+        row = self.session.get(CalendarFeedRow, feed_id)
+        return _feed(row) if row is not None and row.org == org and row.owner == owner else None
 
-def next_invoice_sequence(session: Session, org: str, year: int) -> int:
-    """The organisation's next invoice number for the year, taken inside the caller's transaction.
+    def of_owner(self, org: str, owner: str) -> list[CalendarFeed]:
+        rows = self.session.scalars(select(CalendarFeedRow).where(CalendarFeedRow.org == org,
+                                                                  CalendarFeedRow.owner == owner)
+                                    .order_by(CalendarFeedRow.created_at)).all()
+        return [_feed(r) for r in rows]
 
-    The counter row is locked by the UPDATE until the transaction ends, so concurrent issuers
-    take turns; a transaction that rolls back gives its number back. Hence no gaps, no repeats.
-    """
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    counters = InvoiceCounterRow.__table__
-    session.execute(insert(counters).values(org=org, year=year, last=0).on_conflict_do_nothing())
-    return session.execute(update(counters).where(counters.c.org == org, counters.c.year == year)
-                           .values(last=counters.c.last + 1).returning(counters.c.last)).scalar_one()
-
-
-def invoice(session: Session, org: str, invoice_id: str) -> InvoiceRow | None:
-    row = session.get(InvoiceRow, invoice_id)
-    return row if row is not None and row.org == org else None
-
-
-def list_invoices(session: Session, org: str, after: str | None, limit: int,
-                  contract_id: str | None = None) -> list[InvoiceRow]:
-    query = select(InvoiceRow).where(InvoiceRow.org == org).order_by(InvoiceRow.number).limit(limit)
-    if contract_id:
-        query = query.where(InvoiceRow.contract_id == contract_id)
-    if after:
-        query = query.where(InvoiceRow.number > after)
-    return list(session.scalars(query).all())
-
-
-# ---------------------------------------------------------------------- calendar feeds
-
-def add_feed(session: Session, row: CalendarFeedRow) -> None:
-    session.add(row)
-
-
-def feeds_of(session: Session, org: str, owner: str) -> list[CalendarFeedRow]:
-    return list(session.scalars(select(CalendarFeedRow).where(CalendarFeedRow.org == org,
-                                                              CalendarFeedRow.owner == owner)
-                                .order_by(CalendarFeedRow.created_at)).all())
-
-
-def feed(session: Session, org: str, owner: str, feed_id: str) -> CalendarFeedRow | None:
-    row = session.get(CalendarFeedRow, feed_id)
-    return row if row is not None and row.org == org and row.owner == owner else None
-
-
-def feed_by_token_hash(session: Session, token_hash: str) -> CalendarFeedRow | None:
-    return session.scalar(select(CalendarFeedRow).where(CalendarFeedRow.token_hash == token_hash,
-                                                        CalendarFeedRow.revoked_at.is_(None)))
+    def by_token_hash(self, token_hash: str) -> CalendarFeed | None:
+        """The live feed whose URL token hashes to this (a revoked one is not found)."""
+        row = self.session.scalar(select(CalendarFeedRow).where(CalendarFeedRow.token_hash == token_hash,
+                                                                CalendarFeedRow.revoked_at.is_(None)))
+        return _feed(row) if row is not None else None
 
 
 # ---------------------------------------------------------------------- rows <-> domain
@@ -211,7 +226,7 @@ def _load(session: Session, contract_id: str, org: str | None, for_update: bool)
         payments=[Payment(p.id, p.tranche_id, p.invoice_id, _d(p.amount), p.received_on, p.reference, p.recorded_by)
                   for p in payments],
         credit_notes=[_credit_note(n, [a for a in applications if a.credit_note_id == n.id]) for n in notes],
-        credit_withdrawals=credit_withdrawals(session, cid),
+        credit_withdrawals=_withdrawals(session, cid),
     )
 
 
@@ -328,3 +343,18 @@ def _put(session: Session, model, row_id: str, base: dict, values: dict, created
         for name, value in values.items():
             if getattr(row, name) != value:
                 setattr(row, name, value)
+
+
+def _withdrawals(session: Session, contract_id: str) -> list[CreditWithdrawal]:
+    rows = session.scalars(select(CreditWithdrawalRow).where(CreditWithdrawalRow.contract_id == contract_id)
+                           .order_by(CreditWithdrawalRow.withdrawn_on, CreditWithdrawalRow.credit_id)).all()
+    return [_withdrawal(r) for r in rows]
+
+
+def _feed(r: CalendarFeedRow) -> CalendarFeed:
+    return CalendarFeed(r.id, r.org, r.owner, r.name, r.token_hash, r.created_at, r.revoked_at)
+
+
+def _feed_values(f: CalendarFeed) -> dict:
+    return dict(id=f.id, org=f.org, owner=f.owner, name=f.name, token_hash=f.token_hash, created_at=f.created_at,
+                revoked_at=f.revoked_at)

@@ -14,11 +14,9 @@ import calendar as _calendar
 import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 from shared.business_calendar import BusinessCalendar
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 MAINLAND = BusinessCalendar.office_hours(country="CN")
 
 DueUnit = Literal["calendar_days", "working_days"]
@@ -34,19 +32,6 @@ class DueTerm:
             return calendar.add_working_days(triggered_on, self.days)
         last_day = triggered_on + dt.timedelta(days=self.days)
         return calendar.add_working_days(last_day, 0)  # rolls a day of rest forward (art. 203)
-
-
-def local_date(at: dt.datetime) -> dt.date:
-    """The calendar date in Asia/Shanghai of an aware instant: all payment dates are local dates."""
-    if at.tzinfo is None:
-        raise ValueError("instants must be timezone-aware")
-    return at.astimezone(SHANGHAI).date()
-
-
-def next_local_midnight(at: dt.datetime) -> dt.datetime:
-    """The next start of a day in Asia/Shanghai (when overdue and late-fee work falls due)."""
-    tomorrow = local_date(at) + dt.timedelta(days=1)
-    return dt.datetime.combine(tomorrow, dt.time(), SHANGHAI).astimezone(dt.timezone.utc)
 
 
 def add_months(day: dt.date, months: int) -> dt.date:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Iterable
 
-from services.payments.domain.money import ZERO, to_fen
+from shared.money import ZERO, to_fen
 
 ONE_DAY = dt.timedelta(days=1)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Iterable, Literal
 
-from services.payments.domain.money import ZERO
+from shared.money import ZERO
 
 INVOICE_NUMBER = re.compile(r"^INV-(\d{4})-(\d{6,})$")
 

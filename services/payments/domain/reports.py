@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Iterable
 
-from services.payments.domain.money import ZERO
+from shared.money import ZERO
 from services.payments.domain.schedule import PaymentSchedule
 
 AGING_BUCKETS = ("not_yet_due", "1_30", "31_60", "61_90", "over_90")
