@@ -70,3 +70,24 @@ def _entry(row: AuditEntryRow) -> AuditEntry:
     return AuditEntry(stream=row.stream, seq=row.seq, org=row.org, actor=row.actor, action=row.action,
                       at=row.at, before_hash=row.before_hash, after_hash=row.after_hash,
                       prev_hash=row.prev_hash, detail=row.detail or {}, entry_hash=row.entry_hash)
+
+
+class AuditLog:
+    """The audit log on a unit of work: what use cases append to, in their own transaction."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def record(self, *, org: str, contract_id: str, actor: str, action: str, before: dict | None,
+               after: dict | None, detail: dict | None = None) -> None:
+        record(self.session, org=org, contract_id=contract_id, actor=actor, action=action, before=before,
+               after=after, detail=detail)
+
+    def append(self, *, stream: str, org: str, actor: str, action: str, before: Any, after: Any,
+               detail: dict | None = None) -> AuditEntry:
+        return append(self.session, stream=stream, org=org, actor=actor, action=action, before=before,
+                      after=after, detail=detail)
+
+    def stream(self, stream: str) -> tuple[list[AuditEntry], tuple[int, str] | None]:
+        """A stream's entries, oldest first, and its head."""
+        return stream_entries(self.session, stream), head(self.session, stream)

@@ -27,12 +27,10 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.contracts.domain.drafting import allocate
 from shared.business_calendar import BusinessCalendar
 from shared.errors import Conflict, Forbidden, Invalid, field_error
+from shared.money import FEN, HUNDRED, allocate_percent
 
-FEN = Decimal("0.01")
-HUNDRED = Decimal(100)
 
 ChangeKind = Literal["scope", "price", "schedule", "service_levels", "terms"]
 Role = Literal["pm", "legal", "finance", "approver", "vendor", "admin"]
@@ -192,7 +190,7 @@ def current_amounts(variables: Mapping[str, Any]) -> dict[str, Decimal]:
     """Each tranche's amount as the contract splits it today."""
     tranches = variables.get("tranches") or []
     total = Decimal(str(variables["total_price"]["amount"]))
-    amounts = allocate(total, [Decimal(str(t["percent"])) for t in tranches])
+    amounts = allocate_percent(total, [Decimal(str(t["percent"])) for t in tranches])
     return {t["key"]: amount for t, amount in zip(tranches, amounts)}
 
 
@@ -257,7 +255,7 @@ def percents_for(amounts: list[Decimal], total: Decimal) -> list[Decimal]:
     percents = [(a * HUNDRED / total).quantize(places) for a in amounts]
     largest = max(range(len(percents)), key=lambda i: amounts[i])
     percents[largest] += HUNDRED - sum(percents, Decimal(0))
-    if allocate(total, percents) != [a.quantize(FEN) for a in amounts]:   # cannot happen at this precision
+    if allocate_percent(total, percents) != [a.quantize(FEN) for a in amounts]:   # cannot happen at this precision
         raise ArithmeticError("percentages do not reproduce the amounts")
     return [p.normalize() if p != p.to_integral() else p.quantize(Decimal(1)) for p in percents]
 
