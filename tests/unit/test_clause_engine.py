@@ -18,7 +18,7 @@ from services.contracts.domain.amount_words import parse_english_amount_words, p
 from services.contracts.domain.clauses import ClausePosition, ClauseVersion, ClauseVersionImmutable
 from services.contracts.domain.document import Paragraph, Table
 from services.contracts.adapters.library_files import load_library
-from services.contracts.domain.rendering import (ClauseTextInvalid, MissingVariable, UnsafeClauseText,
+from services.contracts.domain.clause_text import (ClauseTextInvalid, MissingVariable, UnsafeClauseText,
                                                  render_blocks)
 from services.contracts.domain.templates import ArticleSlot, ContractLibrary, ContractTemplate
 from services.contracts.domain.variables import JSON_SCHEMA_DIALECT, VariablesInvalid, VariableSpec
@@ -414,9 +414,9 @@ def test_tables_come_out_as_tables(library):
 
 
 def test_a_render_whose_words_disagree_with_the_figures_fails(library, monkeypatch):
-    from services.contracts.domain import rendering
-    from services.contracts.domain.rendering import ClauseTextError
-    monkeypatch.setattr(rendering, "rmb_uppercase", lambda amount: "人民币壹元整")
+    from services.contracts.domain import formatters
+    from services.contracts.domain.clause_text import ClauseTextError
+    monkeypatch.setattr(formatters, "rmb_uppercase", lambda amount: "人民币壹元整")
     with pytest.raises(ClauseTextError, match="words"):
         drafting.draft(library.template("software_development"), "zh-CN", _samples(library, "software_development"))
 

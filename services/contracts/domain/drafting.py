@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from services.contracts.domain.clauses import STANDARD, PositionChoice
 from services.contracts.domain.document import ContractDocument
-from services.contracts.domain.rendering import render_document
+from services.contracts.domain.assembly import render_document
 from services.contracts.domain.templates import ResolvedTemplate
 from services.contracts.domain.variables import LANGUAGES, Money, Problem, Record, VariablesInvalid, pointer
 from shared.events.contracts import (DueTerm, LatePaymentPenalty, Milestone, Party, ServiceHours, SlaMetric,
