@@ -18,4 +18,4 @@ class ContractsUnitOfWork(UnitOfWork):
         self.tranche_locks = repository.TrancheLockRepository(self.session)
         self.clause_versions = repository.ClauseVersionRepository(self.session)
         self.policies = repository.PolicyRepository(self.session)
-        self.audit = AuditLog(self.session)
+        self.audit = AuditLog(self.session, self.clock)
