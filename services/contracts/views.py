@@ -20,8 +20,8 @@ from services.contracts.domain.amendments import AmendmentFacts, amendment_docum
 from services.contracts.domain.approvals import DEFAULT_POLICY, ApprovalPolicy
 from services.contracts.domain.audit import AuditEntry, verify_stream
 from services.contracts.domain.change_request import ChangeRequest
-from services.contracts.domain.change_requests import (DEFAULT_CHANGE_POLICY, ChangePolicy, allowed_commands,
-                                                       price_change)
+from services.contracts.domain.change_approval import DEFAULT_CHANGE_POLICY, ChangePolicy
+from services.contracts.domain.change_requests import allowed_commands, price_change
 from services.contracts.domain.compare import VersionView
 from services.contracts.domain.contract import (Contract, document_of, etag, position_keys, terms_of,
                                                 version_findings)

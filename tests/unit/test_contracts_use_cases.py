@@ -9,7 +9,8 @@ from decimal import Decimal
 import pytest
 
 from services.contracts.domain.approvals import Review
-from services.contracts.domain.change_requests import Assessment, ProposedChange
+from services.contracts.domain.change_approval import Assessment
+from services.contracts.domain.change_requests import ProposedChange
 from services.contracts.service_layer import change_requests, drafting, lifecycle
 from services.contracts.service_layer.catalogue import Catalogue
 from shared.auth import Principal

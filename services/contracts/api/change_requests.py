@@ -19,7 +19,8 @@ from services.contracts.adapters.docx_writer import render_docx
 from services.contracts.adapters.html_writer import render_html
 from services.contracts.adapters.redline import render_redline_docx
 from services.contracts.api.deps import ADMIN, DOCX, READ, catalogue
-from services.contracts.domain.change_requests import Assessment, ChangeKind, ChangePolicy, ProposedChange
+from services.contracts.domain.change_approval import Assessment, ChangePolicy
+from services.contracts.domain.change_requests import ChangeKind, ProposedChange
 from services.contracts.service_layer import change_requests as cr_service
 from shared.auth import Principal, require
 from shared.service import now_of, runtime_of

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from services.contracts.domain.change_requests import (Assessment, ChangeReview, ChangeStatus,
-                                                       ProposedChange, TRANSITIONS, ensure_allowed)
+from services.contracts.domain.change_approval import Assessment, ChangeReview
+from services.contracts.domain.change_requests import ChangeStatus, ProposedChange, TRANSITIONS, ensure_allowed
 from shared.errors import Forbidden
 from shared.events.base import EventPayload
 from shared.events.change_requests import (ChangeRequestApproved, ChangeRequestAssessed, ChangeRequestImplemented,

@@ -16,9 +16,9 @@ import datetime as dt
 from typing import Any, Callable
 
 from services.contracts.domain.change_request import ChangeRequest
-from services.contracts.domain.change_requests import (DEFAULT_CHANGE_POLICY, Amended, Assessment, ChangePolicy, ChangeReview,
-                                                       ChangeStatus,
-                                                       ProposedChange, apply_change, assessment_due, find_overlap)
+from services.contracts.domain.change_approval import DEFAULT_CHANGE_POLICY, Assessment, ChangePolicy, ChangeReview
+from services.contracts.domain.change_requests import (Amended, ChangeStatus, ProposedChange, apply_change, assessment_due,
+                                                       find_overlap)
 from services.contracts.domain.contract import Contract, terms_of
 from services.contracts.domain.drafting import draft
 from services.contracts.service_layer import drafting
