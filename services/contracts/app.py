@@ -8,12 +8,15 @@ from shared.events import TOPICS
 from shared.service import ServiceSpec, create_app
 from shared.settings import Settings
 from services.contracts.adapters.tables import metadata
-from services.contracts.api.routes import router
 from services.contracts.api import change_requests as change_requests_api
+from services.contracts.api import clauses as clauses_api
+from services.contracts.api import contracts as contracts_api
 from services.contracts.api import lifecycle as lifecycle_api
+from services.contracts.api import templates as templates_api
 from services.contracts.handlers import subscription
 from services.contracts.jobs import jobs
-from services.contracts.service_layer.drafting import Catalogue
+from services.contracts.service_layer.catalogue import Catalogue
+from services.contracts.service_layer.unit_of_work import ContractsUnitOfWork
 
 spec = ServiceSpec(
     name="contracts",
@@ -21,7 +24,9 @@ spec = ServiceSpec(
     description="Clause library, templates, drafting, documents, lifecycle, approvals, signatures, change requests.",
     metadata=metadata,
     migrations_dir=Path(__file__).with_name("migrations"),
-    routers=[router, lifecycle_api.router, change_requests_api.router],
+    routers=[templates_api.router, clauses_api.router, contracts_api.router, lifecycle_api.router,
+             change_requests_api.router],
+    unit_of_work=ContractsUnitOfWork,
     produces=(TOPICS["contracts"],),
     subscription=subscription,
     jobs=jobs,

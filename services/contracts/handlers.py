@@ -7,21 +7,21 @@
 from __future__ import annotations
 
 from services.contracts.service_layer.change_requests import lock_tranche
+from services.contracts.service_layer.unit_of_work import ContractsUnitOfWork
 from shared.envelope import Envelope
 from shared.events.payments import TOPIC as PAYMENTS_TOPIC
 from shared.events.payments import InvoiceIssued, PaymentReceived
 from shared.kafka import Subscription
-from shared.uow import UnitOfWork, utcnow
 
 
-def on_invoice_issued(envelope: Envelope, uow: UnitOfWork) -> None:
+def on_invoice_issued(envelope: Envelope, uow: ContractsUnitOfWork) -> None:
     event = envelope.payload(InvoiceIssued)
-    lock_tranche(uow, event.org, event.contract_id, event.tranche_key, "invoiced", utcnow())
+    lock_tranche(uow, event.org, event.contract_id, event.tranche_key, "invoiced", uow.clock())
 
 
-def on_payment_received(envelope: Envelope, uow: UnitOfWork) -> None:
+def on_payment_received(envelope: Envelope, uow: ContractsUnitOfWork) -> None:
     event = envelope.payload(PaymentReceived)
-    lock_tranche(uow, event.org, event.contract_id, event.tranche_key, "paid", utcnow())
+    lock_tranche(uow, event.org, event.contract_id, event.tranche_key, "paid", uow.clock())
 
 
 subscription = Subscription(

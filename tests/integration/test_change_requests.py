@@ -20,8 +20,9 @@ from decimal import Decimal
 import pytest
 from docx import Document
 
-from services.contracts.domain.library_loader import load_library
-from services.contracts.service_layer.change_requests import announce_overdue, locked_tranches
+from services.contracts.adapters.library_files import load_library
+from services.contracts import views
+from services.contracts.service_layer.change_requests import announce_overdue
 from tests.helpers import auth, wait_until
 from tests.integration.test_contracts_lifecycle import ContractsTopic, assert_problem, ok
 
@@ -163,8 +164,7 @@ def _check_amendment(contracts, request_id: str, language: str, number: int) -> 
 
 
 def _locks(contracts, cid: str) -> dict[str, str]:
-    with contracts.app.state.runtime.db.read_session() as session:
-        return locked_tranches(session, cid)
+    return views.locked_tranches(contracts.app.state.runtime.db, cid)
 
 
 def _schedule(payments, cid: str) -> dict | None:

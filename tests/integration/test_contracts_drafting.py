@@ -17,7 +17,7 @@ from docx import Document
 from sqlalchemy import func, select
 
 from services.contracts.adapters.tables import AuditEntryRow, ContractRow, ContractVersionRow
-from services.contracts.service_layer.drafting import Catalogue
+from services.contracts.service_layer.catalogue import Catalogue
 from tests.helpers import auth
 from tests.integration.test_contracts_lifecycle import ContractsTopic, assert_problem
 

@@ -27,8 +27,10 @@ from services.contracts.adapters import audit_log
 from services.contracts.adapters.docx_writer import render_docx
 from services.contracts.adapters.tables import AuditEntryRow, ContractRow, ContractVersionRow
 from services.contracts.domain.document import Article, ContractDocument, Paragraph, SignatureBlock
-from services.contracts.domain.library_loader import load_library
-from services.contracts.service_layer.lifecycle import DOCUMENT, advance_key_dates, local_date
+from services.contracts.adapters.library_files import load_library
+from services.contracts.domain.contract import DOCUMENT
+from services.contracts.service_layer.lifecycle import advance_key_dates
+from shared.local_time import local_date
 from shared import cli
 from shared.kafka import ensure_topics
 from shared.uow import utcnow

@@ -107,7 +107,7 @@ def template_pdfs(workdir, poppler) -> dict[tuple[str, str], tuple[Path, dict]]:
     """Every built-in template in both languages, drafted from its samples and converted to PDF in
     one LibreOffice run (one start-up instead of eight)."""
     from services.contracts.domain import drafting
-    from services.contracts.domain.library_loader import load_library
+    from services.contracts.adapters.library_files import load_library
     library = load_library()
     folder = workdir / "templates"
     folder.mkdir()

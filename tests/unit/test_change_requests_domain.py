@@ -7,10 +7,10 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, strategies as st
 
-from services.contracts.domain.change_requests import (DEFAULT_CHANGE_POLICY, ChangeReview, ChangeStatus,
-                                                       ProposedChange, apply_change, assessment_due,
-                                                       current_amounts, ensure_allowed, find_overlap, percents_for)
-from services.contracts.domain.drafting import allocate
+from services.contracts.domain.change_approval import DEFAULT_CHANGE_POLICY, ChangeReview
+from services.contracts.domain.change_requests import (ChangeStatus, ProposedChange, apply_change, assessment_due, current_amounts,
+                                                       ensure_allowed, find_overlap, percents_for)
+from shared.money import allocate_percent as allocate
 from shared.business_calendar import BusinessCalendar
 from shared.errors import Conflict, Forbidden, Invalid
 

@@ -17,12 +17,13 @@ from services.contracts.domain import drafting
 from services.contracts.domain.amount_words import parse_english_amount_words, parse_rmb_uppercase
 from services.contracts.domain.clauses import ClausePosition, ClauseVersion, ClauseVersionImmutable
 from services.contracts.domain.document import Paragraph, Table
-from services.contracts.domain.library_loader import load_library
-from services.contracts.domain.rendering import (ClauseTextInvalid, MissingVariable, UnsafeClauseText,
+from services.contracts.adapters.library_files import load_library
+from services.contracts.domain.clause_text import (ClauseTextInvalid, MissingVariable, UnsafeClauseText,
                                                  render_blocks)
 from services.contracts.domain.templates import ArticleSlot, ContractLibrary, ContractTemplate
 from services.contracts.domain.variables import JSON_SCHEMA_DIALECT, VariablesInvalid, VariableSpec
 from shared.events.contracts import ContractTerms
+from shared.money import allocate_percent
 
 TEMPLATES = ("software_development", "call_centre", "it_operations", "labour_outsourcing")
 LANGUAGES = ("zh-CN", "en")
@@ -52,13 +53,13 @@ def _text(doc) -> str:
 # --- allocation ----------------------------------------------------------------------------------
 
 def test_allocate_the_documented_example():
-    shares = drafting.allocate(Decimal("1234567.89"), [Decimal(30), Decimal(30), Decimal(30), Decimal(10)])
+    shares = allocate_percent(Decimal("1234567.89"), [Decimal(30), Decimal(30), Decimal(30), Decimal(10)])
     assert shares == [Decimal("370370.37"), Decimal("370370.37"), Decimal("370370.36"), Decimal("123456.79")]
 
 
 def test_allocate_refuses_percentages_that_do_not_add_up_to_100():
     with pytest.raises(ValueError):
-        drafting.allocate(Decimal(100), [Decimal(50), Decimal("49.99")])
+        allocate_percent(Decimal(100), [Decimal(50), Decimal("49.99")])
 
 
 @st.composite
@@ -73,7 +74,7 @@ def _percents(draw) -> list[Decimal]:
 @given(total_fen=st.integers(0, 99_999_999_999_999), percents=_percents())
 def test_allocate_adds_up_to_the_total_to_the_fen(total_fen, percents):
     total = Decimal(total_fen) / 100
-    shares = drafting.allocate(total, percents)
+    shares = allocate_percent(total, percents)
     assert sum(shares) == total
     for share, percent in zip(shares, percents):
         assert share == share.quantize(Decimal("0.01")) and share >= 0
@@ -413,9 +414,9 @@ def test_tables_come_out_as_tables(library):
 
 
 def test_a_render_whose_words_disagree_with_the_figures_fails(library, monkeypatch):
-    from services.contracts.domain import rendering
-    from services.contracts.domain.rendering import ClauseTextError
-    monkeypatch.setattr(rendering, "rmb_uppercase", lambda amount: "人民币壹元整")
+    from services.contracts.domain import formatters
+    from services.contracts.domain.clause_text import ClauseTextError
+    monkeypatch.setattr(formatters, "rmb_uppercase", lambda amount: "人民币壹元整")
     with pytest.raises(ClauseTextError, match="words"):
         drafting.draft(library.template("software_development"), "zh-CN", _samples(library, "software_development"))
 
@@ -442,7 +443,7 @@ def _library_with(tmp_path, name: str, text: str):
     ("a.yaml", "!!python/object/apply:os.system ['true']\n", "not valid YAML"),
 ])
 def test_a_library_file_that_cannot_load_names_itself_and_the_problem(tmp_path, name, text, message):
-    from services.contracts.domain.library_loader import LibraryFileError
+    from services.contracts.adapters.library_files import LibraryFileError
     with pytest.raises(LibraryFileError, match=message) as caught:
         _library_with(tmp_path, name, text)
     assert caught.value.path.name == name

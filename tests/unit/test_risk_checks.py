@@ -9,7 +9,7 @@ import pytest
 
 from services.contracts.domain import drafting
 from services.contracts.domain.approvals import RiskLimits
-from services.contracts.domain.library_loader import load_library
+from services.contracts.adapters.library_files import load_library
 from services.contracts.domain.risk_checks import VersionFacts, check, dispatch_phrases
 
 TEMPLATES = ("software_development", "call_centre", "it_operations", "labour_outsourcing")

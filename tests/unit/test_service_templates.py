@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from services.contracts.domain import library_loader
+from services.contracts.adapters import library_files
 from services.contracts.domain.document import ContractDocument, Paragraph, Table
 from shared.events.contracts import SlaMetric
 
@@ -56,7 +56,7 @@ CLIENT_MANAGES_WORKERS = {
 # --------------------------------------------------------------------------- engine access
 
 def _load_library():
-    return library_loader.load_library(LIBRARY)
+    return library_files.load_library(LIBRARY)
 
 
 def _draft(library, template_key: str, language: str, variables: dict, positions: dict | None = None

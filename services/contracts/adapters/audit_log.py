@@ -7,7 +7,8 @@ writers can never fork a stream: the loser's transaction fails and rolls back wi
 """
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from typing import Any, Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,19 +23,19 @@ def contract_stream(contract_id: str) -> str:
 
 
 def record(session: Session, *, org: str, contract_id: str, actor: str, action: str,
-           before: dict | None, after: dict | None, detail: dict | None = None) -> None:
+           before: dict | None, after: dict | None, detail: dict | None = None, at: dt.datetime | None = None) -> None:
     """Append one entry to the contract's stream, in the caller's transaction."""
     append(session, stream=contract_stream(contract_id), org=org, actor=actor, action=action,
-           before=before, after=after, detail=detail)
+           before=before, after=after, detail=detail, at=at)
 
 
 def append(session: Session, *, stream: str, org: str, actor: str, action: str,
-           before: Any, after: Any, detail: dict | None = None) -> AuditEntry:
+           before: Any, after: Any, detail: dict | None = None, at: dt.datetime | None = None) -> AuditEntry:
     head = session.execute(select(AuditHeadRow).where(AuditHeadRow.stream == stream)
                            .with_for_update()).scalar_one_or_none()
     previous = _entry(session.execute(select(AuditEntryRow).where(
         AuditEntryRow.stream == stream, AuditEntryRow.seq == head.seq)).scalar_one()) if head else None
-    entry = next_entry(previous, stream=stream, org=org, actor=actor, action=action, at=utcnow(),
+    entry = next_entry(previous, stream=stream, org=org, actor=actor, action=action, at=at or utcnow(),
                        before=before, after=after, detail=detail)
     session.add(AuditEntryRow(stream=entry.stream, seq=entry.seq, org=entry.org, actor=entry.actor,
                               action=entry.action, at=entry.at, before_hash=entry.before_hash,
@@ -70,3 +71,25 @@ def _entry(row: AuditEntryRow) -> AuditEntry:
     return AuditEntry(stream=row.stream, seq=row.seq, org=row.org, actor=row.actor, action=row.action,
                       at=row.at, before_hash=row.before_hash, after_hash=row.after_hash,
                       prev_hash=row.prev_hash, detail=row.detail or {}, entry_hash=row.entry_hash)
+
+
+class AuditLog:
+    """The audit log on a unit of work: what use cases append to, in their own transaction,
+    stamped with the app's clock (the unit of work's)."""
+
+    def __init__(self, session: Session, clock: Callable[[], dt.datetime] = utcnow):
+        self.session, self.clock = session, clock
+
+    def record(self, *, org: str, contract_id: str, actor: str, action: str, before: dict | None,
+               after: dict | None, detail: dict | None = None) -> None:
+        record(self.session, org=org, contract_id=contract_id, actor=actor, action=action, before=before,
+               after=after, detail=detail, at=self.clock())
+
+    def append(self, *, stream: str, org: str, actor: str, action: str, before: Any, after: Any,
+               detail: dict | None = None) -> AuditEntry:
+        return append(self.session, stream=stream, org=org, actor=actor, action=action, before=before,
+                      after=after, detail=detail, at=self.clock())
+
+    def stream(self, stream: str) -> tuple[list[AuditEntry], tuple[int, str] | None]:
+        """A stream's entries, oldest first, and its head."""
+        return stream_entries(self.session, stream), head(self.session, stream)

@@ -1,42 +1,166 @@
-"""Contracts, their versions and an organisation's clause versions in the database.
+"""Contracts, their versions, change requests, an organisation's clause versions and policies in
+the database: the only place the contracts service builds SQL (besides `tables.py`, the audit log
+and `views.py`).
 
-Contract rows are read and written as rows (the lifecycle and drafting use cases change a few
-columns each); versions are only ever added. Search runs on columns copied from the current
+Aggregates (`Contract`, `ChangeRequest`) are loaded from their rows and saved back onto them;
+the repository keeps the row it loaded, so `save` writes what the aggregate changed into the
+same session. Versions are only ever added. Search runs on columns copied from the current
 version onto the contract row, lower-cased in Python so SQLite and PostgreSQL compare the same.
 """
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import and_, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.contracts.adapters.tables import ClauseVersionRow, ContractRow, ContractVersionRow
+from services.contracts.adapters.tables import (ApprovalDecisionRow, ApprovalPolicyRow, ChangePolicyRow,
+                                                ChangeRequestRow, ClauseVersionRow, ContractRow, ContractVersionRow,
+                                                SignatureRow, SignedDocumentRow, TrancheLockRow)
+from services.contracts.domain import lifecycle as states
+from services.contracts.domain.change_request import ChangeRequest
+from services.contracts.domain.change_requests import ChangeStatus
+from services.contracts.domain.contract import Contract
+from shared.errors import NotFound
+from shared.scheduler import claim
+
+
+class Duplicate(Exception):
+    """A unique key (a contract number) taken at the same moment by another transaction."""
+
+
+class _AggregateRows:
+    """Load an aggregate from its row, keep the row, save the aggregate back onto it."""
+    row_type: type
+    aggregate: type
+
+    def __init__(self, session: Session):
+        self.session = session
+        self._rows: dict[str, Any] = {}
+
+    def _load(self, row):
+        if row is None:
+            return None
+        self._rows[row.id] = row
+        # JSON columns copied: a change made in place must show as a change when saved
+        return self.aggregate(**{name: copy.deepcopy(getattr(row, name)) for name in self.aggregate.state_fields()})
+
+    def save(self, aggregate) -> None:
+        row = self._rows[aggregate.id]
+        for name, value in aggregate.state().items():
+            if getattr(row, name) != value:
+                setattr(row, name, value)
+        self._flush_unique()
+
+    def _flush_unique(self) -> None:
+        try:
+            self.session.flush()
+        except IntegrityError:
+            raise Duplicate() from None
+
+    def save_claimed(self, aggregate, **expected) -> bool:
+        """Save with a conditional UPDATE that only succeeds while the row still holds `expected`
+        (e.g. the revision it was read at): False when another replica changed it first."""
+        row = self._rows[aggregate.id]
+        changes = {name: value for name, value in aggregate.state().items() if getattr(row, name) != value}
+        won = claim(self.session, self.row_type.__table__, aggregate.id,
+                    **{f"expect_{name}": value for name, value in expected.items()}, **changes)
+        if won:
+            self.session.expire(row)
+        return won
 
 
 # ---------------------------------------------------------------------- contracts
 
-def add_contract(session: Session, row: ContractRow, first: ContractVersionRow) -> None:
-    session.add(row)
-    session.add(first)
-    session.flush()
+class ContractRepository(_AggregateRows):
+    row_type, aggregate = ContractRow, Contract
 
+    def get(self, org: str, contract_id: str, *, for_update: bool = False) -> Contract:
+        query = select(ContractRow).where(ContractRow.id == contract_id, ContractRow.org == org)
+        found = self._load(self.session.scalar(query.with_for_update() if for_update else query))
+        if found is None:
+            raise NotFound(f"No contract {contract_id}.")
+        return found
 
-def add_version(session: Session, version: ContractVersionRow) -> None:
-    session.add(version)
-    session.flush()
+    def find(self, contract_id: str) -> Contract | None:
+        """Any organisation's contract (the scheduler's view)."""
+        return self._load(self.session.get(ContractRow, contract_id))
 
+    def add(self, contract: Contract, first: dict[str, Any]) -> ContractVersionRow:
+        row = ContractRow(**contract.state())
+        version = ContractVersionRow(**first)
+        self.session.add(row)
+        self.session.add(version)
+        self._flush_unique()
+        self._rows[row.id] = row
+        return version
 
-def number_taken(session: Session, org: str, number: str) -> bool:
-    return session.scalar(select(ContractRow.id).where(ContractRow.org == org, ContractRow.number == number)) \
-        is not None
+    def add_version(self, fields: dict[str, Any]) -> ContractVersionRow:
+        version = ContractVersionRow(**fields)
+        self.session.add(version)
+        self._flush_unique()
+        return version
 
+    def number_taken(self, org: str, number: str) -> bool:
+        return self.session.scalar(select(ContractRow.id).where(ContractRow.org == org,
+                                                                ContractRow.number == number)) is not None
 
-def versions(session: Session, contract_id: str) -> list[ContractVersionRow]:
-    return list(session.scalars(select(ContractVersionRow).where(ContractVersionRow.contract_id == contract_id)
-                                .order_by(ContractVersionRow.version)))
+    def version(self, contract: Any, number: int) -> ContractVersionRow:
+        found = self.session.scalar(select(ContractVersionRow).where(
+            ContractVersionRow.contract_id == contract.id, ContractVersionRow.version == number))
+        if found is None:
+            raise NotFound(f"Contract {contract.id} has no version {number}.")
+        return found
+
+    def versions(self, contract_id: str) -> list[ContractVersionRow]:
+        return list(self.session.scalars(select(ContractVersionRow).where(ContractVersionRow.contract_id == contract_id)
+                                         .order_by(ContractVersionRow.version)))
+
+    # signatures, the signed document and the decisions of every review round
+
+    def signatures(self, contract: Any) -> list[SignatureRow]:
+        return list(self.session.scalars(select(SignatureRow).where(
+            SignatureRow.contract_id == contract.id, SignatureRow.version == contract.version)
+            .order_by(SignatureRow.signed_at, SignatureRow.party)))
+
+    def add_signature(self, **fields) -> None:
+        self.session.add(SignatureRow(**fields))
+
+    def signed_document(self, contract: Any) -> SignedDocumentRow | None:
+        return self.session.scalar(select(SignedDocumentRow).where(
+            SignedDocumentRow.contract_id == contract.id, SignedDocumentRow.version == contract.signed_version))
+
+    def add_signed_document(self, **fields) -> None:
+        self.session.add(SignedDocumentRow(**fields))
+
+    def decisions(self, contract: Any) -> list[ApprovalDecisionRow]:
+        return list(self.session.scalars(select(ApprovalDecisionRow).where(ApprovalDecisionRow.contract_id == contract.id)
+                                         .order_by(ApprovalDecisionRow.round, ApprovalDecisionRow.decided_at,
+                                                   ApprovalDecisionRow.id)))
+
+    def add_decision(self, **fields) -> None:
+        self.session.add(ApprovalDecisionRow(**fields))
+
+    def needing_attention(self, today: dt.date) -> list[str]:
+        """Contracts with something due today: a narrow indexed read, the exact rule applied here."""
+        S, c = states.Status, ContractRow
+        horizon = today + dt.timedelta(days=states.MAX_RENEWAL_NOTICE_DAYS)
+        maybe = ((c.status == S.SIGNED) & (c.effective_date <= today)) \
+            | ((c.status == S.ACTIVE) & (c.end_date < today)) \
+            | (c.status.in_([S.SIGNED, S.ACTIVE]) & c.renewal_due_at.is_(None) & (c.end_date <= horizon))
+        rows = self.session.execute(select(c.id, c.status, c.effective_date, c.end_date, c.renewal_notice_days,
+                                           c.renewal_due_at).where(maybe).order_by(c.id))
+        return [r.id for r in rows if states.key_date_due(r.status, r.effective_date, r.end_date,
+                                                          r.renewal_notice_days, r.renewal_due_at is not None, today)]
+
+    def search(self, org: str, where: "ContractFilter", after: tuple[dt.datetime, str] | None,
+               limit: int) -> list[Contract]:
+        return [self._load(row) for row in search(self.session, org, where, after, limit)]
 
 
 @dataclass(frozen=True)
@@ -79,48 +203,140 @@ def search(session: Session, org: str, where: ContractFilter, after: tuple[dt.da
     return list(session.scalars(query.order_by(c.created_at.desc(), c.id.desc()).limit(limit)))
 
 
+# ---------------------------------------------------------------------- change requests
+
+class ChangeRequestRepository(_AggregateRows):
+    row_type, aggregate = ChangeRequestRow, ChangeRequest
+
+    def get(self, org: str, request_id: str, *, for_update: bool = False) -> ChangeRequest:
+        query = select(ChangeRequestRow).where(ChangeRequestRow.id == request_id, ChangeRequestRow.org == org)
+        found = self._load(self.session.scalar(query.with_for_update() if for_update else query))
+        if found is None:
+            raise NotFound(f"No change request {request_id}.")
+        return found
+
+    def find(self, request_id: str) -> ChangeRequest | None:
+        return self._load(self.session.get(ChangeRequestRow, request_id))
+
+    def add(self, cr: ChangeRequest) -> None:
+        row = ChangeRequestRow(**cr.state())
+        self.session.add(row)
+        self.session.flush()
+        self._rows[row.id] = row
+
+    def next_number(self, contract_id: str) -> int:
+        return (self.session.scalar(select(func.max(ChangeRequestRow.number)).where(
+            ChangeRequestRow.contract_id == contract_id)) or 0) + 1
+
+    def of_contract(self, org: str, contract_id: str) -> list[ChangeRequest]:
+        return [self._load(row) for row in self.session.scalars(select(ChangeRequestRow).where(
+            ChangeRequestRow.contract_id == contract_id, ChangeRequestRow.org == org)
+            .order_by(ChangeRequestRow.number))]
+
+    def implemented_since(self, contract_id: str, version: int) -> list[ChangeRequest]:
+        """The requests implemented as a version newer than `version`."""
+        return [self._load(row) for row in self.session.scalars(select(ChangeRequestRow).where(
+            ChangeRequestRow.contract_id == contract_id, ChangeRequestRow.status == ChangeStatus.IMPLEMENTED,
+            ChangeRequestRow.implemented_version > version))]
+
+    def amendments_up_to(self, contract_id: str, version: int) -> int:
+        """How many amendments the contract had up to and including `version`."""
+        return self.session.scalar(select(func.count()).select_from(ChangeRequestRow).where(
+            ChangeRequestRow.contract_id == contract_id, ChangeRequestRow.implemented_version.is_not(None),
+            ChangeRequestRow.implemented_version <= version))
+
+    def overdue_candidates(self, now: dt.datetime) -> list[str]:
+        return list(self.session.scalars(select(ChangeRequestRow.id).where(
+            ChangeRequestRow.status == ChangeStatus.SUBMITTED, ChangeRequestRow.overdue_at.is_(None),
+            ChangeRequestRow.assessment_due_at <= now)))
+
+    def next_deadline(self) -> dt.datetime | None:
+        """The earliest assessment deadline still to watch (the scheduler wakes up for it)."""
+        return self.session.scalar(select(func.min(ChangeRequestRow.assessment_due_at)).where(
+            ChangeRequestRow.status == ChangeStatus.SUBMITTED, ChangeRequestRow.overdue_at.is_(None)))
+
+
+class TrancheLockRepository:
+    """The tranches payments has invoiced or paid, as its events told us."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def of_contract(self, contract_id: str) -> dict[str, str]:
+        rows = self.session.scalars(select(TrancheLockRow).where(TrancheLockRow.contract_id == contract_id))
+        return {r.tranche_key: r.state for r in rows}
+
+    def lock(self, org: str, contract_id: str, tranche_key: str, state: str, at: dt.datetime) -> None:
+        """Paid outranks invoiced; invoiced never undoes paid."""
+        row = self.session.get(TrancheLockRow, (contract_id, tranche_key))
+        if row is None:
+            self.session.add(TrancheLockRow(contract_id=contract_id, tranche_key=tranche_key, org=org, state=state,
+                                            updated_at=at))
+        elif state == "paid":
+            row.state, row.updated_at = state, at
+
+
 # ---------------------------------------------------------------------- clause versions
 
-def clause_rows(session: Session, org: str, key: str | None = None) -> list[ClauseVersionRow]:
-    query = select(ClauseVersionRow).where(ClauseVersionRow.org == org)
-    if key is not None:
-        query = query.where(ClauseVersionRow.key == key)
-    return list(session.scalars(query.order_by(ClauseVersionRow.created_at, ClauseVersionRow.id)))
+class ClauseVersionRepository:
+    """An organisation's own clause versions and its status changes of built-in ones."""
 
+    def __init__(self, session: Session):
+        self.session = session
 
-def clause_row(session: Session, org: str, key: str, version: str, lock: bool = False) -> ClauseVersionRow | None:
-    query = select(ClauseVersionRow).where(ClauseVersionRow.org == org, ClauseVersionRow.key == key,
-                                           ClauseVersionRow.version == version)
-    return session.scalar(query.with_for_update() if lock else query)
+    def rows(self, org: str, key: str | None = None) -> list[ClauseVersionRow]:
+        query = select(ClauseVersionRow).where(ClauseVersionRow.org == org)
+        if key is not None:
+            query = query.where(ClauseVersionRow.key == key)
+        return list(self.session.scalars(query.order_by(ClauseVersionRow.created_at, ClauseVersionRow.id)))
 
+    def get(self, org: str, key: str, version: str, *, for_update: bool = False) -> ClauseVersionRow | None:
+        query = select(ClauseVersionRow).where(ClauseVersionRow.org == org, ClauseVersionRow.key == key,
+                                               ClauseVersionRow.version == version)
+        return self.session.scalar(query.with_for_update() if for_update else query)
 
-def clause_fingerprint(session: Session, org: str) -> tuple[int, str] | None:
-    """Changes whenever the organisation's clause rows change (None: it has none)."""
-    count, newest = session.execute(select(func.count(), func.max(ClauseVersionRow.updated_at))
-                                    .where(ClauseVersionRow.org == org)).one()
-    return (count, str(newest)) if count else None
+    def snapshot(self, org: str, key: str, version: str) -> dict:
+        """The row as hashed into the clause's audit stream."""
+        return self.get(org, key, version).model_dump()
 
+    def fingerprint(self, org: str) -> tuple[int, str] | None:
+        """Changes whenever the organisation's clause rows change (None: it has none)."""
+        count, newest = self.session.execute(select(func.count(), func.max(ClauseVersionRow.updated_at))
+                                             .where(ClauseVersionRow.org == org)).one()
+        return (count, str(newest)) if count else None
 
-def add_clause_row(session: Session, row: ClauseVersionRow) -> None:
-    session.add(row)
-    session.flush()
+    def add(self, **fields) -> None:
+        self.session.add(ClauseVersionRow(**fields))
+        self.session.flush()
+
+    def change(self, row: ClauseVersionRow, **fields) -> None:
+        for name, value in fields.items():
+            setattr(row, name, value)
+        self.session.flush()
 
 
 # ---------------------------------------------------------------------- an organisation's policies
 
-def policy(session: Session, row_type: type, org: str) -> dict | None:
-    """The stored policy (approval or change) of an organisation, None until it sets one."""
-    row = session.get(row_type, org)
-    return row.policy if row else None
+POLICY_ROWS = {"approval": ApprovalPolicyRow, "change": ChangePolicyRow}
 
 
-def replace_policy(session: Session, row_type: type, org: str, stored: dict, actor: str,
-                   now: dt.datetime) -> dict | None:
-    """Store an organisation's policy; the one it replaces is returned for the audit trail."""
-    row = session.get(row_type, org, with_for_update=True)
-    if row is None:
-        session.add(row_type(org=org, policy=stored, updated_by=actor, updated_at=now))
-        return None
-    before = row.policy
-    row.policy, row.updated_by, row.updated_at = stored, actor, now
-    return before
+class PolicyRepository:
+    """An organisation's approval and change policies, None until it sets one."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def get(self, kind: str, org: str) -> dict | None:
+        row = self.session.get(POLICY_ROWS[kind], org)
+        return row.policy if row else None
+
+    def replace(self, kind: str, org: str, stored: dict, actor: str, now: dt.datetime) -> dict | None:
+        """Store an organisation's policy; the one it replaces is returned for the audit trail."""
+        row_type = POLICY_ROWS[kind]
+        row = self.session.get(row_type, org, with_for_update=True)
+        if row is None:
+            self.session.add(row_type(org=org, policy=stored, updated_by=actor, updated_at=now))
+            return None
+        before = row.policy
+        row.policy, row.updated_by, row.updated_at = stored, actor, now
+        return before

@@ -14,26 +14,23 @@ from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.contracts import views
 from services.contracts.adapters.docx_writer import render_docx
 from services.contracts.adapters.html_writer import render_html
 from services.contracts.adapters.redline import render_redline_docx
-from services.contracts.adapters.tables import ChangeRequestRow
-from services.contracts.domain.change_requests import (Assessment, ChangeKind, ChangePolicy, ProposedChange,
-                                                       allowed_commands)
-from services.contracts.api.routes import catalogue
+from services.contracts.api.deps import ADMIN, DOCX, READ, catalogue
+from services.contracts.domain.change_approval import Assessment, ChangePolicy
+from services.contracts.domain.change_requests import ChangeKind, ProposedChange
 from services.contracts.service_layer import change_requests as cr_service
 from shared.auth import Principal, require
 from shared.service import now_of, runtime_of
 
 router = APIRouter(prefix="/v1", tags=["change requests"])
 
-READ = require()
 RAISE = require("pm", "legal", "vendor")
 ASSESS = require("pm", "legal", "approver")
 DECIDE = require("pm", "legal", "finance", "approver")
 IMPLEMENT = require("legal")
-ADMIN = require("admin")
-DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 ONE = "/change-requests/{request_id}"
 
 
@@ -58,58 +55,31 @@ class RejectIn(_In):
     comment: str = Field(min_length=1, max_length=4000)
 
 
-def view(cr: ChangeRequestRow) -> dict:
-    return {"id": cr.id, "contract_id": cr.contract_id, "number": f"CR-{cr.number}", "title": cr.title,
-            "description": cr.changes.get("description"), "reason": cr.reason, "kinds": cr.changes["kinds"],
-            "status": cr.status, "allowed_transitions": allowed_commands(cr.status),
-            "base_version": cr.base_version, "changes": cr.changes["proposed"], "assessment": cr.assessment,
-            "review": cr.review, "raised_by": cr.raised_by,
-            "submitted_at": _iso(cr.submitted_at), "assessment_due_at": _iso(cr.assessment_due_at),
-            "overdue": cr.overdue_at is not None, "implemented_version": cr.implemented_version,
-            "revision": cr.revision, "created_at": _iso(cr.created_at), "updated_at": _iso(cr.updated_at)}
-
-
-def _iso(value) -> str | None:
-    return value.isoformat() if value else None
-
-
-def _library(request: Request, session, who: Principal):
-    """The library as the caller's organisation sees it, read in the request's own transaction."""
-    return catalogue(request).of(session, who.org)
-
-
 def _run(request: Request, command, *args, library: bool = False) -> dict:
-    with runtime_of(request).uow() as uow:
-        extra = (_library(request, uow.session, args[0]),) if library else ()
-        result = command(uow, *extra, *args)
-        uow.commit()
-        cr = result[0] if isinstance(result, tuple) else result
-        return view(cr)
+    """One change-request use case on a fresh unit of work (with the catalogue when it drafts)."""
+    extra = (catalogue(request),) if library else ()
+    result = command(runtime_of(request).uow(), *extra, *args)
+    return views.change_request_json(result[0] if isinstance(result, tuple) else result)
 
 
 @router.post("/contracts/{contract_id}/change-requests", status_code=201)
 def raise_request(contract_id: str, body: RaiseIn, request: Request, who: Principal = Depends(RAISE)):
     """A request against the contract's current version; refused now if it could never apply."""
-    with runtime_of(request).uow() as uow:
-        library = _library(request, uow.session, who)
-        cr = cr_service.raise_request(uow, library, who, contract_id, title=body.title, description=body.description,
-                                      reason=body.reason, kinds=list(body.kinds), change=body.changes, now=now_of(request))
-        if body.submit:
-            cr = cr_service.submit(uow, who, cr.id, now_of(request))
-        uow.commit()
-        return view(cr)
+    return views.change_request_json(cr_service.raise_request(
+        runtime_of(request).uow(), catalogue(request), who, contract_id, title=body.title,
+        description=body.description, reason=body.reason, kinds=list(body.kinds), change=body.changes,
+        now=now_of(request), submit_now=body.submit))
 
 
 @router.get("/contracts/{contract_id}/change-requests")
 def list_requests(contract_id: str, request: Request, who: Principal = Depends(READ)):
-    with runtime_of(request).db.read_session() as session:
-        return {"items": [view(cr) for cr in cr_service.of_contract(session, who.org, contract_id)]}
+    return {"items": [views.change_request_json(cr)
+                      for cr in views.change_requests_of(runtime_of(request).db, who.org, contract_id)]}
 
 
 @router.get(ONE)
 def get_request(request_id: str, request: Request, who: Principal = Depends(READ)):
-    with runtime_of(request).db.read_session() as session:
-        return view(cr_service.change_request(session, who.org, request_id))
+    return views.change_request_json(views.change_request(runtime_of(request).db, who.org, request_id))
 
 
 @router.post(ONE + "/submit")
@@ -149,8 +119,7 @@ def implement(request_id: str, request: Request, who: Principal = Depends(IMPLEM
 def amendment(request_id: str, request: Request, who: Principal = Depends(READ),
               format: Literal["docx", "html"] = "docx"):
     """The amendment (补充协议) in the contract's language: what changed, article by article."""
-    with runtime_of(request).db.read_session() as session:
-        cr, document, _, _ = cr_service.amendment(session, who.org, request_id)
+    cr, document, _, _ = views.amendment(runtime_of(request).db, who.org, request_id)
     if format == "html":
         return HTMLResponse(render_html(document))
     return Response(render_docx(document), media_type=DOCX, headers={
@@ -160,22 +129,17 @@ def amendment(request_id: str, request: Request, who: Principal = Depends(READ),
 @router.get(ONE + "/redline")
 def redline(request_id: str, request: Request, who: Principal = Depends(READ)):
     """The amended version against the one it replaced, with Word tracked changes."""
-    with runtime_of(request).db.read_session() as session:
-        cr, _, old, new = cr_service.amendment(session, who.org, request_id)
+    cr, _, old, new = views.amendment(runtime_of(request).db, who.org, request_id)
     return Response(render_redline_docx(old, new, cr.raised_by, cr.updated_at), media_type=DOCX, headers={
         "Content-Disposition": f'attachment; filename="{new.number}-CR-{cr.number}-redline.docx"'})
 
 
 @router.get("/change-policy")
 def get_policy(request: Request, who: Principal = Depends(READ)):
-    with runtime_of(request).db.read_session() as session:
-        return cr_service.policy(session, who.org).model_dump(mode="json")
+    return views.change_policy(runtime_of(request).db, who.org).model_dump(mode="json")
 
 
 @router.put("/change-policy")
 def put_policy(body: ChangePolicy, request: Request, who: Principal = Depends(ADMIN)):
     """Replace the organisation's change policy; requests already assessed keep their chain."""
-    with runtime_of(request).uow() as uow:
-        policy = cr_service.set_policy(uow, who, body, now_of(request))
-        uow.commit()
-    return policy.model_dump(mode="json")
+    return cr_service.set_policy(runtime_of(request).uow(), who, body, now_of(request)).model_dump(mode="json")

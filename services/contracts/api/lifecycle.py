@@ -16,28 +16,25 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.contracts import views
 from services.contracts.adapters.redline import render_redline_docx
-from services.contracts.adapters.tables import ContractRow
+from services.contracts.api.deps import ADMIN, DOCX, READ
 from services.contracts.domain import lifecycle as states
 from services.contracts.domain.approvals import ApprovalPolicy
 from services.contracts.domain.compare import compare
+from services.contracts.domain.contract import document_of
 from services.contracts.service_layer import lifecycle
 from shared.auth import Principal, require
 from shared.errors import Invalid, NotFound, field_error
-from shared.service import runtime_of
-from shared.uow import utcnow
+from shared.service import now_of, runtime_of
 
 router = APIRouter(prefix="/v1", tags=["lifecycle"])
-
-READ = require()
-ADMIN = require("admin")
 
 
 def may(command: str):
     """Who may give a command, as the lifecycle says (the review narrows approvals to the step's roles)."""
     return require(*states.COMMANDS[command].roles)
 
-DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 CONTRACT = "/contracts/{contract_id}"
 
 
@@ -69,21 +66,9 @@ class TerminateIn(_In):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-def lifecycle_view(row: ContractRow) -> dict:
-    return {"id": row.id, "status": row.status, "version": row.version, "revision": row.revision,
-            "allowed_transitions": states.allowed_commands(states.Status(row.status)), "review": row.review,
-            "signed_version": row.signed_version, "signed_sha256": row.signed_sha256,
-            "signed_at": row.signed_at.isoformat() if row.signed_at else None,
-            "effective_date": row.effective_date.isoformat(), "end_date": row.end_date.isoformat(),
-            "activated_on": row.activated_on.isoformat() if row.activated_on else None,
-            "ended_on": row.ended_on.isoformat() if row.ended_on else None}
-
-
 def _run(request: Request, command, *args) -> dict:
-    with runtime_of(request).uow() as uow:
-        row = command(uow, *args)
-        uow.commit()
-    return lifecycle_view(row)
+    """One lifecycle use case on a fresh unit of work, at the app's "now"; the contract's lifecycle view."""
+    return views.lifecycle_json(command(runtime_of(request).uow(), *args))
 
 
 # --- transitions -----------------------------------------------------------------------------------
@@ -91,7 +76,7 @@ def _run(request: Request, command, *args) -> dict:
 @router.post(CONTRACT + "/submit")
 def submit(contract_id: str, request: Request, who: Principal = Depends(may("submit"))):
     """draft → in_review; the approval steps and blocking findings of this version are fixed now."""
-    return _run(request, lifecycle.submit, who, contract_id, utcnow())
+    return _run(request, lifecycle.submit, who, contract_id, now_of(request))
 
 
 @router.post(CONTRACT + "/approve")
@@ -99,46 +84,46 @@ def approve(contract_id: str, request: Request, who: Principal = Depends(may("ap
             body: ApproveIn | None = Body(default=None)):
     """Approve the waiting step; after the last step (and every override) the contract is approved."""
     body = body or ApproveIn()
-    return _run(request, lifecycle.approve, who, contract_id, utcnow(), body.step, body.comment)
+    return _run(request, lifecycle.approve, who, contract_id, now_of(request), body.step, body.comment)
 
 
 @router.post(CONTRACT + "/reject")
 def reject(contract_id: str, body: RejectIn, request: Request, who: Principal = Depends(may("reject"))):
     """Back to draft with the comment."""
-    return _run(request, lifecycle.reject, who, contract_id, utcnow(), body.comment)
+    return _run(request, lifecycle.reject, who, contract_id, now_of(request), body.comment)
 
 
 @router.post(CONTRACT + "/override")
 def override(contract_id: str, body: OverrideIn, request: Request, who: Principal = Depends(may("override"))):
     """Let a high-severity risk finding pass, with a reason (the policy's override roles: approver)."""
-    return _run(request, lifecycle.override, who, contract_id, utcnow(), body.finding, body.reason)
+    return _run(request, lifecycle.override, who, contract_id, now_of(request), body.finding, body.reason)
 
 
 @router.post(CONTRACT + "/request-signature")
 def request_signature(contract_id: str, request: Request, who: Principal = Depends(may("request-signature"))):
-    return _run(request, lifecycle.request_signatures, who, contract_id, utcnow())
+    return _run(request, lifecycle.request_signatures, who, contract_id, now_of(request))
 
 
 @router.post(CONTRACT + "/sign")
 def sign(contract_id: str, body: SignIn, request: Request, who: Principal = Depends(may("sign"))):
     """One party's signature (who, when, how); the last one freezes the document's SHA-256."""
-    return _run(request, lifecycle.sign, who, contract_id, utcnow(), body.party, body.signatory, body.method)
+    return _run(request, lifecycle.sign, who, contract_id, now_of(request), body.party, body.signatory, body.method)
 
 
 @router.post(CONTRACT + "/activate")
 def activate(contract_id: str, request: Request, who: Principal = Depends(may("activate"))):
     """signed → active, from the effective date on (the scheduler does it on that day anyway)."""
-    return _run(request, lifecycle.activate, who, contract_id, utcnow())
+    return _run(request, lifecycle.activate, who, contract_id, now_of(request))
 
 
 @router.post(CONTRACT + "/complete")
 def complete(contract_id: str, request: Request, who: Principal = Depends(may("complete"))):
-    return _run(request, lifecycle.complete, who, contract_id, utcnow())
+    return _run(request, lifecycle.complete, who, contract_id, now_of(request))
 
 
 @router.post(CONTRACT + "/terminate")
 def terminate(contract_id: str, body: TerminateIn, request: Request, who: Principal = Depends(may("terminate"))):
-    return _run(request, lifecycle.terminate, who, contract_id, utcnow(), body.reason)
+    return _run(request, lifecycle.terminate, who, contract_id, now_of(request), body.reason)
 
 
 # --- reading ---------------------------------------------------------------------------------------
@@ -146,11 +131,8 @@ def terminate(contract_id: str, body: TerminateIn, request: Request, who: Princi
 @router.get(CONTRACT + "/lifecycle")
 def get_lifecycle(contract_id: str, request: Request, who: Principal = Depends(READ)):
     """State, allowed transitions, the review round with its decisions, every decision ever, signatures."""
-    with runtime_of(request).db.read_session() as session:
-        row = lifecycle.contract(session, who.org, contract_id)
-        decisions = lifecycle.decisions(session, row)
-        signatures = lifecycle.signatures(session, row)
-    return {**lifecycle_view(row),
+    contract, decisions, signatures = views.lifecycle(runtime_of(request).db, who.org, contract_id)
+    return {**views.lifecycle_json(contract),
             "decisions": [{"round": d.round, "version": d.version, "step": d.step, "decision": d.decision,
                            "finding": d.finding, "by": d.decided_by, "at": d.decided_at.isoformat(),
                            "comment": d.comment} for d in decisions],
@@ -161,13 +143,11 @@ def get_lifecycle(contract_id: str, request: Request, who: Principal = Depends(R
 @router.get(CONTRACT + "/signed-document")
 def signed_document(contract_id: str, request: Request, who: Principal = Depends(READ)):
     """The DOCX exactly as signed; its SHA-256 is the contract's `signed_sha256`."""
-    with runtime_of(request).db.read_session() as session:
-        row = lifecycle.contract(session, who.org, contract_id)
-        doc = lifecycle.signed_document(session, row)
+    contract, doc = views.signed_document(runtime_of(request).db, who.org, contract_id)
     if doc is None:
         raise NotFound(f"Contract {contract_id} is not signed.")
     return Response(doc.content, media_type=DOCX, headers={
-        "ETag": f'"{doc.sha256}"', "Content-Disposition": f'attachment; filename="{row.number}-signed.docx"'})
+        "ETag": f'"{doc.sha256}"', "Content-Disposition": f'attachment; filename="{contract.number}-signed.docx"'})
 
 
 @router.get(CONTRACT + "/compare")
@@ -175,26 +155,23 @@ def compare_versions(contract_id: str, request: Request, who: Principal = Depend
                      from_: int = Query(alias="from", ge=1), to: int = Query(ge=1),
                      format: Literal["json", "docx"] = "json"):
     """Two versions compared: JSON (variables, clauses by key, text by token) or a Word redline."""
-    with runtime_of(request).db.read_session() as session:
-        row = lifecycle.contract(session, who.org, contract_id)
-        old, new = lifecycle.version(session, row, from_), lifecycle.version(session, row, to)
+    contract, old, new = views.two_versions(runtime_of(request).db, who.org, contract_id, from_, to)
     if format == "json":
-        return {"contract_id": row.id, **compare(lifecycle.version_view(old), lifecycle.version_view(new))}
-    old_doc, new_doc = lifecycle.document_of(old), lifecycle.document_of(new)
+        return {"contract_id": contract.id, **compare(views.version_view(old), views.version_view(new))}
+    old_doc, new_doc = document_of(old), document_of(new)
     if old_doc.language != new_doc.language:
         raise Invalid("A Word redline compares two versions in the same language.",
                       errors=[field_error("/to", f"version {to} is in {new_doc.language}, "
                                                  f"version {from_} in {old_doc.language}")])
     content = render_redline_docx(old_doc, new_doc, new.created_by, new.created_at)
     return Response(content, media_type=DOCX, headers={
-        "Content-Disposition": f'attachment; filename="{row.number}-v{from_}-v{to}-redline.docx"'})
+        "Content-Disposition": f'attachment; filename="{contract.number}-v{from_}-v{to}-redline.docx"'})
 
 
 @router.get(CONTRACT + "/audit")
 def audit(contract_id: str, request: Request, who: Principal = Depends(READ)):
     """The contract's hash chain, oldest first, and whether it holds."""
-    with runtime_of(request).db.read_session() as session:
-        entries, breaks = lifecycle.audit_trail(session, who.org, contract_id)
+    entries, breaks = views.audit_trail(runtime_of(request).db, who.org, contract_id)
     return {"contract_id": contract_id, "intact": not breaks, "breaks": [str(b) for b in breaks],
             "entries": [{**e.content(), "at": e.at.isoformat(), "entry_hash": e.entry_hash} for e in entries]}
 
@@ -203,14 +180,11 @@ def audit(contract_id: str, request: Request, who: Principal = Depends(READ)):
 
 @router.get("/approval-policy")
 def get_policy(request: Request, who: Principal = Depends(READ)):
-    with runtime_of(request).db.read_session() as session:
-        return lifecycle.policy(session, who.org).model_dump(mode="json")
+    return views.approval_policy(runtime_of(request).db, who.org).model_dump(mode="json")
 
 
 @router.put("/approval-policy")
 def put_policy(body: ApprovalPolicy, request: Request, who: Principal = Depends(ADMIN)):
     """Replace the organisation's policy; contracts already in review keep the steps they were given."""
-    with runtime_of(request).uow() as uow:
-        policy = lifecycle.set_policy(uow, who.org, who.sub, body, utcnow())
-        uow.commit()
-    return policy.model_dump(mode="json")
+    return lifecycle.set_policy(runtime_of(request).uow(), who.org, who.sub, body,
+                                now_of(request)).model_dump(mode="json")

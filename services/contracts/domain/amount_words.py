@@ -41,7 +41,7 @@ _CJK = re.compile("[\u3400-\u9fff]")
 
 # --- shared checks -----------------------------------------------------------------------------
 
-def to_fen(amount: Decimal) -> Decimal:
+def to_fen_for_words(amount: Decimal) -> Decimal:
     """The amount as contracts state it: a Decimal, rounded half-up to the fen, within range."""
     if not isinstance(amount, Decimal):
         # A float has already lost the fen (0.1 + 0.2); an amount in words must come from exact money.
@@ -61,7 +61,7 @@ def to_fen(amount: Decimal) -> Decimal:
 
 
 def _yuan_and_fen(amount: Decimal) -> tuple[int, int]:
-    fen_total = int(to_fen(amount) * 100)
+    fen_total = int(to_fen_for_words(amount) * 100)
     return divmod(fen_total, 100)
 
 
@@ -305,7 +305,7 @@ def check_words_match(amount: Decimal, words: str, currency: str = "CNY") -> Non
     Chinese words are read as RMB uppercase, anything else as English words for `currency`.
     Every render calls this so that a contract never states two different prices.
     """
-    figure = to_fen(amount)
+    figure = to_fen_for_words(amount)
     if _CJK.search(words):
         if currency != "CNY":
             raise ValueError(f"Chinese uppercase words state RMB, not {currency}: {words!r}")

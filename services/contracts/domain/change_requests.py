@@ -13,13 +13,14 @@ Tranches are stored as percentages, so the amended percentages are derived from 
 amounts precisely enough that the largest-remainder split gives those amounts back.
 
 States: draft → submitted → assessed → approved → implemented, with rejected and withdrawn as
-ends. The approval chain comes from the organisation's change policy (PM always; legal for
-changes of terms; finance above a cost impact). The raiser never approves their own request.
+ends. The approval chain (`change_approval.py`) comes from the organisation's change policy (PM
+always; legal for changes of terms; finance above a cost impact). The raiser never approves
+their own request.
 """
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal, Mapping
@@ -27,15 +28,12 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.contracts.domain.drafting import allocate
 from shared.business_calendar import BusinessCalendar
-from shared.errors import Conflict, Forbidden, Invalid, field_error
+from shared.errors import Conflict, Invalid, field_error
+from shared.money import FEN, HUNDRED, allocate_percent
 
-FEN = Decimal("0.01")
-HUNDRED = Decimal(100)
 
 ChangeKind = Literal["scope", "price", "schedule", "service_levels", "terms"]
-Role = Literal["pm", "legal", "finance", "approver", "vendor", "admin"]
 
 
 class ChangeStatus(StrEnum):
@@ -192,7 +190,7 @@ def current_amounts(variables: Mapping[str, Any]) -> dict[str, Decimal]:
     """Each tranche's amount as the contract splits it today."""
     tranches = variables.get("tranches") or []
     total = Decimal(str(variables["total_price"]["amount"]))
-    amounts = allocate(total, [Decimal(str(t["percent"])) for t in tranches])
+    amounts = allocate_percent(total, [Decimal(str(t["percent"])) for t in tranches])
     return {t["key"]: amount for t, amount in zip(tranches, amounts)}
 
 
@@ -257,7 +255,7 @@ def percents_for(amounts: list[Decimal], total: Decimal) -> list[Decimal]:
     percents = [(a * HUNDRED / total).quantize(places) for a in amounts]
     largest = max(range(len(percents)), key=lambda i: amounts[i])
     percents[largest] += HUNDRED - sum(percents, Decimal(0))
-    if allocate(total, percents) != [a.quantize(FEN) for a in amounts]:   # cannot happen at this precision
+    if allocate_percent(total, percents) != [a.quantize(FEN) for a in amounts]:   # cannot happen at this precision
         raise ArithmeticError("percentages do not reproduce the amounts")
     return [p.normalize() if p != p.to_integral() else p.quantize(Decimal(1)) for p in percents]
 
@@ -308,100 +306,6 @@ def _copy(value: Any) -> Any:
     if isinstance(value, list):
         return [_copy(v) for v in value]
     return value
-
-
-# --- assessment and approval -------------------------------------------------------------------
-
-class Assessment(BaseModel):
-    """The impact assessment entered by an assessor."""
-    model_config = _STRICT
-    cost: Decimal = Field(decimal_places=2, allow_inf_nan=False)          # may be negative (a saving)
-    schedule_days: int = Field(ge=-3650, le=3650)
-    risk: Literal["low", "medium", "high"]
-    affected_deliverables: list[str] = []
-    affected_services: list[str] = []
-    notes: str | None = Field(default=None, max_length=4000)
-
-
-class ChangeCondition(BaseModel):
-    model_config = _STRICT
-    kind: Literal["always", "cost_above", "kinds"] = "always"
-    amount: Decimal | None = Field(default=None, ge=0, decimal_places=2)
-    kinds: list[ChangeKind] | None = None
-
-    def applies(self, kinds: set[str], cost: Decimal) -> bool:
-        if self.kind == "always":
-            return True
-        if self.kind == "cost_above":
-            return abs(cost) > (self.amount or Decimal(0))
-        return bool(kinds & set(self.kinds or []))
-
-
-class ChangeStep(BaseModel):
-    model_config = _STRICT
-    key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
-    roles: list[Role] = Field(min_length=1)
-    when: ChangeCondition = ChangeCondition()
-
-
-class ChangePolicy(BaseModel):
-    model_config = _STRICT
-    steps: list[ChangeStep] = Field(min_length=1)
-
-
-DEFAULT_CHANGE_POLICY = ChangePolicy(steps=[
-    ChangeStep(key="pm", roles=["pm"]),
-    ChangeStep(key="legal", roles=["legal"], when=ChangeCondition(kind="kinds", kinds=["terms", "price"])),
-    ChangeStep(key="finance", roles=["finance"], when=ChangeCondition(kind="cost_above", amount=Decimal("100000.00"))),
-])
-
-
-@dataclass
-class ChangeReview:
-    """The approval chain of one assessed request, decided step by step in order."""
-    steps: list[dict]                      # [{"key", "roles"}] the steps that apply
-    decisions: list[dict] = field(default_factory=list)
-
-    @classmethod
-    def open(cls, policy: ChangePolicy, kinds: set[str], cost: Decimal) -> ChangeReview:
-        return cls([{"key": s.key, "roles": list(s.roles)} for s in policy.steps if s.when.applies(kinds, cost)])
-
-    @property
-    def pending(self) -> list[dict]:
-        done = {d["step"] for d in self.decisions if d["decision"] == "approved"}
-        return [s for s in self.steps if s["key"] not in done]
-
-    def approve(self, actor: str, roles: frozenset[str], raised_by: str, at: dt.datetime,
-                comment: str | None) -> bool:
-        """Record the next step's approval; True when it was the last one."""
-        step = self._next(actor, roles, raised_by)
-        self.decisions.append({"step": step["key"], "decision": "approved", "by": actor,
-                               "at": at.isoformat(), "comment": comment})
-        return not self.pending
-
-    def reject(self, actor: str, roles: frozenset[str], raised_by: str, at: dt.datetime, comment: str) -> None:
-        step = self._next(actor, roles, raised_by)
-        self.decisions.append({"step": step["key"], "decision": "rejected", "by": actor,
-                               "at": at.isoformat(), "comment": comment})
-
-    def _next(self, actor: str, roles: frozenset[str], raised_by: str) -> dict:
-        if actor == raised_by:
-            raise Forbidden("Four eyes: whoever raised a change request cannot decide on it.")
-        if not self.pending:
-            raise Conflict("Every approval step of this change request is already decided.")
-        step = self.pending[0]
-        if not (set(step["roles"]) & roles or "admin" in roles):
-            raise Forbidden(f"The next step '{step['key']}' needs one of the roles {', '.join(step['roles'])}.",
-                            step=step["key"])
-        return step
-
-    def to_dict(self) -> dict:
-        return {"steps": self.steps, "decisions": self.decisions}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> ChangeReview:
-        data = data or {}
-        return cls(list(data.get("steps", [])), list(data.get("decisions", [])))
 
 
 # --- the response-time commitment --------------------------------------------------------------

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Iterator, Literal, Mapping, NamedTuple
 
-from services.contracts.domain.rendering import ClauseTextInvalid, check_body
+from services.contracts.domain.clause_text import ClauseTextInvalid, check_body
 from services.contracts.domain.variables import LANGUAGES, VariableSpec
 from shared.errors import Conflict, Invalid, NotFound
 

@@ -10,46 +10,25 @@ the document and the terms payments and SLA act on cannot disagree.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from services.contracts.domain.amount_words import to_fen
 from services.contracts.domain.clauses import STANDARD, PositionChoice
 from services.contracts.domain.document import ContractDocument
-from services.contracts.domain.rendering import render_document
+from services.contracts.domain.assembly import render_document
 from services.contracts.domain.templates import ResolvedTemplate
 from services.contracts.domain.variables import LANGUAGES, Money, Problem, Record, VariablesInvalid, pointer
 from shared.events.contracts import (DueTerm, LatePaymentPenalty, Milestone, Party, ServiceHours, SlaMetric,
                                      SlaTerms, Tranche, TrancheTrigger)
+from shared.money import HUNDRED, allocate_percent
 
-FEN = Decimal("0.01")
-HUNDRED = Decimal(100)
 
 
 # --- money -------------------------------------------------------------------------------------
 
-def allocate(total: Decimal, percents: list[Decimal]) -> list[Decimal]:
-    """Split `total` by percentages that add up to 100, to the fen, summing exactly to `total`.
-
-    Largest remainder: each share is cut down to the fen, then the fen left over go one each to
-    the shares that lost most in the cut, the earlier share first on a tie (the payments service
-    splits the same way). 30/30/30/10 of 1,234,567.89 is 370,370.37 + 370,370.37 + 370,370.36 +
-    123,456.79.
-    """
-    total = to_fen(total)
-    if not percents or any(p < 0 for p in percents) or sum(percents, Decimal(0)) != HUNDRED:
-        raise ValueError(f"percentages must be non-negative and add up to 100, not {sum(percents, Decimal(0))}")
-    exact = [total * p / HUNDRED for p in percents]
-    shares = [e.quantize(FEN, rounding=ROUND_DOWN) for e in exact]
-    left_over = int((total - sum(shares, Decimal(0))) / FEN)
-    for i in sorted(range(len(exact)), key=lambda i: (-(exact[i] - shares[i]), i))[:left_over]:
-        shares[i] += FEN
-    return shares
-
-
 def price_tranches(total: Money, tranches: list[Any]) -> list[Tranche]:
-    amounts = allocate(total.amount, [t.percent for t in tranches])
+    amounts = allocate_percent(total.amount, [t.percent for t in tranches])
     return [Tranche(key=t.key, label=t.label, percent=t.percent, amount=amount,
                     trigger=TrancheTrigger(**t.trigger.model_dump()), due=DueTerm(**t.due.model_dump()),
                     is_retention=t.is_retention)

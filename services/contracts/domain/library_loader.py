@@ -1,22 +1,20 @@
-"""Load the built-in library (`services/contracts/library/`) into the domain objects.
+"""The library's file format, parsed: clause and template mappings (as read from the YAML files
+of `services/contracts/library/`) into the domain objects.
 
 `clauses/<key>.yaml` holds one clause and its versions, `templates/<key>.yaml` one template; the
-format is in `services/contracts/library/README.md`. Every error names the file it came from.
-Files are read with `yaml.safe_load` only: a library file is data, never code.
+format is in `services/contracts/library/README.md`. Reading the files is
+`adapters/library_files.py`; this module gets what they hold, already loaded, and every error
+names the file it came from.
 """
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Mapping
-
-import yaml
+from pathlib import PurePath
+from typing import Any, Iterable, Mapping
 
 from services.contracts.domain.clauses import ClausePosition, ClauseVersion
 from services.contracts.domain.templates import ArticleSlot, ContractLibrary, ContractTemplate
 from services.contracts.domain.variables import LANGUAGES, SchemaError, VariableSpec
 from shared.errors import DomainError
-
-BUILT_IN = Path(__file__).resolve().parents[1] / "library"
 
 _CLAUSE_KEYS = {"key", "title", "versions"}
 _VERSION_KEYS = {"version", "status", "variables", "positions", "notes"}
@@ -27,43 +25,43 @@ _SLOT_KEYS = {"clause", "version", "when", "required"}
 class LibraryFileError(ValueError):
     """A library file that cannot be loaded; the message starts with the file's path."""
 
-    def __init__(self, path: Path, message: str):
+    def __init__(self, path: PurePath, message: str):
         super().__init__(f"{path}: {message}")
         self.path = path
 
 
-def load_library(root: Path | str = BUILT_IN) -> ContractLibrary:
-    root = Path(root)
+LoadedFile = tuple[PurePath, Any]   # a file's path (for names and messages) and what it holds
+
+
+def build_library(clauses: Iterable[LoadedFile], templates: Iterable[LoadedFile]) -> ContractLibrary:
+    """The library from its loaded files: every clause first, then the templates that use them."""
     library = ContractLibrary()
-    for path in sorted((root / "clauses").glob("*.yaml")):
-        _guard(path, lambda raw, p=path: _add_clause(library, raw, p))
-    for path in sorted((root / "templates").glob("*.yaml")):
-        _guard(path, lambda raw, p=path: library.add_template(_template(raw, p)))
+    for path, raw in clauses:
+        _guard(path, raw, lambda raw, p=path: _add_clause(library, raw, p))
+    for path, raw in templates:
+        _guard(path, raw, lambda raw, p=path: library.add_template(_template(raw, p)))
     return library
 
 
-def _guard(path: Path, load) -> None:
+def _guard(path: PurePath, raw: Any, load) -> None:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         if not isinstance(raw, Mapping):
             raise LibraryFileError(path, "the file must hold a mapping")
         load(raw)
     except LibraryFileError:
         raise
-    except yaml.YAMLError as error:
-        raise LibraryFileError(path, f"not valid YAML: {error}") from error
     except (DomainError, SchemaError, KeyError, TypeError, ValueError) as error:
         detail = error.detail if isinstance(error, DomainError) else str(error)
         raise LibraryFileError(path, f"{type(error).__name__}: {detail}") from error
 
 
-def _only(raw: Mapping[str, Any], allowed: set[str], what: str, path: Path) -> None:
+def _only(raw: Mapping[str, Any], allowed: set[str], what: str, path: PurePath) -> None:
     unknown = set(raw) - allowed
     if unknown:
         raise LibraryFileError(path, f"{what}: unknown keys {sorted(unknown)}")
 
 
-def _titles(title: Any, path: Path) -> Mapping[str, str]:
+def _titles(title: Any, path: PurePath) -> Mapping[str, str]:
     # `{zh-CN: ..., en: A, B}` is a YAML flow mapping with a third key: the comma cut the title.
     if not isinstance(title, Mapping) or set(title) != set(LANGUAGES):
         raise LibraryFileError(path, f"title must map exactly {', '.join(LANGUAGES)} to text (quote a title "
@@ -71,7 +69,7 @@ def _titles(title: Any, path: Path) -> Mapping[str, str]:
     return title
 
 
-def _add_clause(library: ContractLibrary, raw: Mapping[str, Any], path: Path) -> None:
+def _add_clause(library: ContractLibrary, raw: Mapping[str, Any], path: PurePath) -> None:
     _only(raw, _CLAUSE_KEYS, "clause", path)
     key = raw["key"]
     if path.stem != key:
@@ -86,7 +84,7 @@ def _add_clause(library: ContractLibrary, raw: Mapping[str, Any], path: Path) ->
             notes=entry.get("notes", "")))
 
 
-def _template(raw: Mapping[str, Any], path: Path) -> ContractTemplate:
+def _template(raw: Mapping[str, Any], path: PurePath) -> ContractTemplate:
     _only(raw, _TEMPLATE_KEYS, "template", path)
     if path.stem != raw["key"]:
         raise LibraryFileError(path, f"holds template {raw['key']!r}; the file must be named {raw['key']}.yaml")

@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import Any, Literal, Mapping
 
 from services.contracts.domain.clauses import ClauseLibrary, ClauseVersion, SemVer, VersionRange
-from services.contracts.domain.rendering import ENGINE_NAMES, check_condition
+from services.contracts.domain.clause_text import ENGINE_NAMES, check_condition
 from services.contracts.domain.variables import LANGUAGES, SchemaError, VariableSchema, VariableSpec
 from shared.errors import Conflict, Invalid, NotFound
 

@@ -1,0 +1,249 @@
+"""The contracts use cases against an in-memory unit of work (tests/fakes_contracts.py): outcomes,
+the events the aggregates record and whether the unit committed, with no database or broker."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+import pytest
+
+from services.contracts.domain.approvals import Review
+from services.contracts.domain.change_approval import Assessment
+from services.contracts.domain.change_requests import ProposedChange
+from services.contracts.service_layer import change_requests, drafting, lifecycle
+from services.contracts.service_layer.catalogue import Catalogue
+from shared.auth import Principal
+from shared.errors import Conflict, Forbidden, PreconditionFailed, PreconditionRequired
+from shared.local_time import SHANGHAI
+from tests.fakes_contracts import FakeUnitOfWork
+
+ORG = "acme"
+AUTHOR = Principal("author-zhang", ORG, frozenset({"legal"}))
+OTHER_ORG = Principal("legal-wang", "globex", frozenset({"legal"}))
+NOW = dt.datetime(2026, 3, 2, 10, 0, tzinfo=SHANGHAI)
+CHANGE = ProposedChange(variables={"project_name": "扩展版"})
+ROLES_OF = {"legal": "legal-li", "finance": "finance-zhao", "approver": "approver-qian", "pm": "pm-sun"}
+
+
+@pytest.fixture(scope="module")
+def catalogue() -> Catalogue:
+    return Catalogue()
+
+
+@pytest.fixture
+def uow() -> FakeUnitOfWork:
+    return FakeUnitOfWork()
+
+
+def _variables(catalogue: Catalogue, **changes) -> dict:
+    samples = catalogue.builtin.template("software_development").sample_variables
+    return {**json.loads(json.dumps(samples, default=str)), **changes}
+
+
+def _draft(uow, catalogue, **changes) -> str:
+    request = drafting.DraftRequest("software_development", "zh-CN", _variables(catalogue, **changes), {})
+    status, answer = drafting.draft_contract(uow, catalogue, AUTHOR, request, NOW)
+    assert status == 201
+    return answer["id"]
+
+
+def _decider(step: dict) -> Principal:
+    role = step["roles"][0]
+    return Principal(ROLES_OF.get(role, f"{role}-user"), ORG, frozenset({role}))
+
+
+def _approved(uow, catalogue) -> str:
+    """A contract drafted, submitted and taken through every step of its review."""
+    cid = _draft(uow, catalogue)
+    contract = lifecycle.submit(uow, AUTHOR, cid, NOW)
+    while contract.status == "in_review":
+        review = Review.from_dict(contract.review)
+        approver = Principal("approver-qian", ORG, frozenset({"approver"}))
+        if review.open_blockers():
+            contract = lifecycle.override(uow, approver, cid, NOW, review.open_blockers()[0]["id"], "accepted")
+        else:
+            contract = lifecycle.approve(uow, _decider(review.pending_steps()[0]), cid, NOW, None, "ok")
+    return cid
+
+
+def _signed(uow, catalogue) -> str:
+    cid = _approved(uow, catalogue)
+    lifecycle.request_signatures(uow, AUTHOR, cid, NOW)
+    lifecycle.sign(uow, AUTHOR, cid, NOW, "client", "Li Lei", "handwritten")
+    lifecycle.sign(uow, Principal("vendor-han", ORG, frozenset({"vendor"})), cid, NOW, "vendor", "Han Meimei",
+                   "company_seal")
+    return cid
+
+
+# --- drafting --------------------------------------------------------------------------------------
+
+def test_drafting_stores_version_one_in_draft_and_records_contract_drafted(uow, catalogue):
+    cid = _draft(uow, catalogue)
+    stored = uow.contracts.items[cid]
+    assert (stored.status, stored.version, stored.org, stored.authors) == ("draft", 1, ORG, [AUTHOR.sub])
+    assert uow.contracts.version(stored, 1).template_key == "software_development"
+    assert uow.committed and uow.types() == ["contract.drafted"]
+    assert uow.events[0].version == 1 and uow.events[0].contract_id == cid
+    assert uow.audit.actions(cid) == ["contract.drafted"]
+
+
+def test_a_contract_number_already_used_is_a_conflict_and_nothing_is_stored(uow, catalogue):
+    _draft(uow, catalogue)
+    commits, events = uow.commits, list(uow.events)
+    with pytest.raises(Conflict, match="already used"):
+        _draft(uow, catalogue)
+    assert len(uow.contracts.items) == 1 and uow.commits == commits and uow.events == events
+
+
+def test_an_edit_needs_the_current_etag_and_makes_version_two(uow, catalogue):
+    cid = _draft(uow, catalogue)
+    edit = drafting.Edit({"project_name": "新名称"}, None, reason="rename", patch=True)
+    with pytest.raises(PreconditionRequired):
+        drafting.revise_contract(uow, catalogue, AUTHOR, cid, None, edit, NOW)
+    with pytest.raises(PreconditionFailed):
+        drafting.revise_contract(uow, catalogue, AUTHOR, cid, '"7"', edit, NOW)
+    contract, new = drafting.revise_contract(uow, catalogue, AUTHOR, cid, '"1"', edit, NOW)
+    assert contract.version == new.version == 2 and new.variables["project_name"] == "新名称"
+    assert uow.contracts.items[cid].version == 2
+    assert [(e.event_type, e.version) for e in uow.events] == [("contract.drafted", 1), ("contract.drafted", 2)]
+
+
+def test_another_organisation_never_finds_the_contract(uow, catalogue):
+    cid = _draft(uow, catalogue)
+    with pytest.raises(Exception) as caught:
+        lifecycle.submit(uow, OTHER_ORG, cid, NOW)
+    assert caught.value.status == 404
+    assert uow.contracts.items[cid].status == "draft"
+
+
+# --- review and approval ---------------------------------------------------------------------------
+
+def test_submitting_opens_the_review_the_policy_gives_and_records_contract_submitted(uow, catalogue):
+    cid = _draft(uow, catalogue)
+    contract = lifecycle.submit(uow, AUTHOR, cid, NOW)
+    assert contract.status == "in_review" and uow.contracts.items[cid].status == "in_review"
+    submitted = uow.events[-1]
+    assert submitted.event_type == "contract.submitted" and submitted.round == 1
+    assert submitted.steps[0] == "legal"
+    assert uow.contracts.items[cid].revision == 2
+    with pytest.raises(Conflict) as caught:
+        lifecycle.submit(uow, AUTHOR, cid, NOW)
+    assert "in_review" in caught.value.detail
+
+
+def test_whoever_wrote_the_contract_never_approves_it(uow, catalogue):
+    cid = _draft(uow, catalogue)
+    lifecycle.submit(uow, AUTHOR, cid, NOW)
+    events = len(uow.events)
+    with pytest.raises(Forbidden):
+        lifecycle.approve(uow, AUTHOR, cid, NOW, None, None)
+    assert uow.contracts.items[cid].status == "in_review" and len(uow.events) == events
+    assert uow.contracts.stored_decisions == []
+
+
+def test_the_last_step_approves_and_a_rejection_goes_back_to_draft(uow, catalogue):
+    cid = _approved(uow, catalogue)
+    assert uow.contracts.items[cid].status == "approved"
+    assert uow.types()[-1] == "contract.approved"
+    assert {d.decision for d in uow.contracts.stored_decisions} >= {"approved"}
+
+    other = _draft(uow, catalogue, contract_number="JC-SD-2026-0100")
+    lifecycle.submit(uow, AUTHOR, other, NOW)
+    reviewer = Principal("legal-li", ORG, frozenset({"legal"}))
+    contract = lifecycle.reject(uow, reviewer, other, NOW, "fix clause 3")
+    assert contract.status == "draft" and uow.events[-1].event_type == "contract.rejected"
+    assert uow.events[-1].comment == "fix clause 3"
+
+
+# --- signatures and key dates ----------------------------------------------------------------------
+
+def test_the_last_signature_seals_the_document_and_records_contract_signed(uow, catalogue):
+    cid = _signed(uow, catalogue)
+    stored = uow.contracts.items[cid]
+    assert stored.status == "signed" and stored.signed_version == 1
+    document = uow.contracts.signed_document(stored)
+    assert document.sha256 == stored.signed_sha256 and document.content[:2] == b"PK"
+    signed = [e for e in uow.events if e.event_type == "contract.signed"]
+    assert len(signed) == 1 and signed[0].document_sha256 == stored.signed_sha256
+    assert signed[0].terms.contract_id == cid
+    with pytest.raises(Conflict):
+        lifecycle.sign(uow, AUTHOR, cid, NOW, "client", "Li Lei", "handwritten")
+
+
+def test_the_scheduler_activates_on_the_effective_date_once(uow, catalogue):
+    cid = _signed(uow, catalogue)
+    effective = uow.contracts.items[cid].effective_date
+    day_after = dt.datetime.combine(effective + dt.timedelta(days=1), dt.time(9), SHANGHAI)
+    done, wake = lifecycle.advance_key_dates(lambda: uow, day_after)
+    assert done >= 1 and uow.contracts.items[cid].status == "active"
+    activated = [e for e in uow.events if e.event_type == "contract.activated"]
+    assert len(activated) == 1 and activated[0].activated_on == effective + dt.timedelta(days=1)
+    assert wake > day_after
+    again, _ = lifecycle.advance_key_dates(lambda: uow, day_after)
+    assert again == 0 and len([e for e in uow.events if e.event_type == "contract.activated"]) == 1
+
+
+def test_a_key_date_change_lost_to_another_replica_is_not_announced(uow, catalogue):
+    cid = _signed(uow, catalogue)
+    stored = uow.contracts.items[cid]
+    day = dt.datetime.combine(stored.effective_date, dt.time(9), SHANGHAI)
+    original = uow.contracts.save_claimed
+
+    def lose(aggregate, **expected):
+        uow.contracts.items[cid].revision += 1      # another scheduler claimed it first
+        return original(aggregate, **expected)
+    uow.contracts.save_claimed = lose
+    events = len(uow.events)
+    assert lifecycle.advance_one(uow, cid, stored.effective_date, day) is False
+    assert uow.contracts.items[cid].status == "signed" and len(uow.events) == events
+
+
+# --- change requests -------------------------------------------------------------------------------
+
+def test_a_change_request_is_raised_against_a_signed_contract_only(uow, catalogue):
+    draft_id = _draft(uow, catalogue, contract_number="JC-SD-2026-0200")
+    change = CHANGE
+    with pytest.raises(Conflict, match="signed or active"):
+        change_requests.raise_request(uow, catalogue, AUTHOR, draft_id, title="t", description="d", reason="r",
+                                      kinds=["schedule"], change=change, now=NOW)
+    assert uow.change_requests.items == {}
+
+
+def test_raising_and_submitting_starts_the_clock_and_records_submitted(uow, catalogue):
+    cid = _signed(uow, catalogue)
+    pm = Principal("pm-sun", ORG, frozenset({"pm"}))
+    cr = change_requests.raise_request(uow, catalogue, pm, cid, title="More testing", description="d", reason="r",
+                                       kinds=["scope"], change=CHANGE, now=NOW, submit_now=True)
+    stored = uow.change_requests.items[cr.id]
+    assert (stored.status, stored.number, stored.base_version) == ("submitted", 1, 1)
+    assert stored.assessment_due_at > NOW
+    submitted = uow.events[-1]
+    assert submitted.event_type == "change_request.submitted" and submitted.number == "CR-1"
+    assert uow.audit.actions(cid)[-2:] == ["change_request.raised", "change_request.submit"]
+
+    approver = Principal("approver-qian", ORG, frozenset({"approver"}))
+    assessed = change_requests.assess(uow, catalogue, approver, cr.id,
+                                      Assessment(cost=Decimal("5000.00"), schedule_days=3, risk="low"), NOW)
+    assert assessed.status == "assessed" and uow.events[-1].event_type == "change_request.assessed"
+    with pytest.raises(Forbidden):
+        change_requests.approve(uow, pm, cr.id, "mine", NOW)    # four eyes: the one who raised it
+
+
+def test_an_overdue_request_is_announced_once(uow, catalogue):
+    cid = _signed(uow, catalogue)
+    cr = change_requests.raise_request(uow, catalogue, AUTHOR, cid, title="t", description="d", reason="r",
+                                       kinds=["scope"], change=CHANGE, now=NOW, submit_now=True)
+    due = uow.change_requests.items[cr.id].assessment_due_at
+    assert change_requests.announce_overdue(lambda: uow, due - dt.timedelta(seconds=1)) == (0, due)
+    assert change_requests.announce_overdue(lambda: uow, due + dt.timedelta(seconds=1))[0] == 1
+    assert change_requests.announce_overdue(lambda: uow, due + dt.timedelta(days=1)) == (0, None)
+    assert [e.event_type for e in uow.events].count("change_request.overdue") == 1
+
+
+def test_paid_outranks_invoiced_for_a_tranche_lock(uow):
+    change_requests.lock_tranche(uow, ORG, "c1", "t1", "paid", NOW)
+    change_requests.lock_tranche(uow, ORG, "c1", "t1", "invoiced", NOW)
+    change_requests.lock_tranche(uow, ORG, "c1", "t2", "invoiced", NOW)
+    assert uow.tranche_locks.of_contract("c1") == {"t1": "paid", "t2": "invoiced"}
+    assert uow.commits == 3
