@@ -6,32 +6,31 @@ import datetime as dt
 from decimal import Decimal
 from typing import Sequence
 
-from services.sla.adapters import repository as repo
-from services.sla.adapters.stream import publish
-from services.sla.adapters.tables import PeriodRow
 from services.sla.domain import credits
 from services.sla.domain.compliance import WindowOutcome
 from services.sla.domain.definitions import MetricDefinition, SlaDefinition
+from services.sla.service_layer.unit_of_work import SlaUnitOfWork
 from shared.events.sla import MetricCompliance, SlaCreditAssessed, SlaPeriodClosed
-from shared.uow import UnitOfWork
+from shared.ids import new_id
 
 Outcomes = Sequence[tuple[MetricDefinition, WindowOutcome]]
 
 
-def announce_close(uow: UnitOfWork, definition: SlaDefinition, row: PeriodRow, outcomes: Outcomes,
+def announce_close(uow: SlaUnitOfWork, definition: SlaDefinition, row, outcomes: Outcomes,
                    now: dt.datetime) -> None:
     """`sla.period_closed` with every metric's compliance, and `sla.credit_assessed` when the credit changed.
 
     The first close is revision 1. Closing again announces only a change: a new revision when the
     compliance differs from the one last announced, and a corrected credit (new credit id, what was
-    already assessed alongside) when the amount differs too.
+    already assessed alongside) when the amount differs too. A month is a stored row (`uow.periods`),
+    not a domain aggregate, so its announcements are emitted here.
     """
     metrics = [compliance_of(m, o) for m, o in outcomes]
     announced = [m.model_dump(mode="json") for m in metrics]
     if row.revision and announced == row.announced:
         return
     row.revision, row.announced = row.revision + 1, announced
-    publish(uow, SlaPeriodClosed(contract_id=definition.contract_id, org=definition.org, period=row.period,
+    uow.emit(SlaPeriodClosed(contract_id=definition.contract_id, org=definition.org, period=row.period,
                                  revision=row.revision, contract_version=definition.contract_version,
                                  starts_at=row.starts_at, ends_at=row.ends_at, metrics=metrics))
     assessment = credits.assess(outcomes, definition.monthly_fee, definition.credit_cap_share)
@@ -39,12 +38,12 @@ def announce_close(uow: UnitOfWork, definition: SlaDefinition, row: PeriodRow, o
     if assessment.amount == before:
         return
     replaces = row.credit_id
-    row.credit_id, row.credit_amount = repo.new_id(), assessment.amount
+    row.credit_id, row.credit_amount = new_id(), assessment.amount
     row.credit_detail = {"share": str(assessment.share), "capped": assessment.capped, "revision": row.revision,
                          "previously_assessed": str(before),
                          "lines": [{"metric_key": l.metric_key, "share": str(l.share), "breaches": l.breaches}
                                    for l in assessment.lines]}
-    publish(uow, SlaCreditAssessed(contract_id=definition.contract_id, org=definition.org, period=row.period,
+    uow.emit(SlaCreditAssessed(contract_id=definition.contract_id, org=definition.org, period=row.period,
                                    amount=assessment.amount, currency=definition.currency,
                                    metric_keys=assessment.metric_keys, credit_id=row.credit_id,
                                    revision=row.revision, previously_assessed=before, replaces=replaces))

@@ -4,20 +4,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Iterable
 
-from sqlalchemy import select
-
-from services.sla.adapters import repository as repo
-from services.sla.adapters.stream import publish
-from services.sla.adapters.tables import TimerRow
 from services.sla.domain.definitions import SlaDefinition
 from services.sla.domain.ticket_clock import TimerPlan
+from services.sla.service_layer.unit_of_work import SlaUnitOfWork
 from shared.events.sla import SlaRecovered
-from shared.uow import UnitOfWork
 
 
-def sync_timers(uow: UnitOfWork, definition: SlaDefinition, metric_key: str, subject: str, period: str,
+def sync_timers(uow: SlaUnitOfWork, definition: SlaDefinition, metric_key: str, subject: str, period: str,
                 plans: Iterable[TimerPlan], details: dict, now: dt.datetime,
-                rows: list[TimerRow] | None = None, retract_breaches: bool = True) -> None:
+                rows: list | None = None, retract_breaches: bool = True) -> None:
     """Make the pending timers of one subject match the plan.
 
     A fired timer stays fired (each moment is announced once), except a breach that the facts
@@ -26,17 +21,14 @@ def sync_timers(uow: UnitOfWork, definition: SlaDefinition, metric_key: str, sub
     (a window metric announces its own recoveries) a fired timer is only re-armed for a moment
     still ahead.
     """
-    session = uow.session
     wanted = {(p.kind, p.cycle): p.due_at for p in plans}
     if rows is None:
-        rows = session.scalars(select(TimerRow).where(TimerRow.contract_id == definition.contract_id,
-                                                      TimerRow.metric_key == metric_key,
-                                                      TimerRow.subject == subject)).all()
+        rows = uow.timers.of_subject(definition.contract_id, metric_key, subject)
     for row in rows:
         due = wanted.pop((row.kind, row.cycle), None)
         if row.status == "pending":
             if due is None:
-                session.delete(row)
+                uow.timers.delete(row)
             else:
                 row.due_at, row.period, row.details = due, period, details
         elif row.status == "retracted" and due is not None:
@@ -50,21 +42,21 @@ def sync_timers(uow: UnitOfWork, definition: SlaDefinition, metric_key: str, sub
         elif row.status == "fired" and not retract_breaches and due is not None and due > now:
             _rearm(row, due, period, details)
     for (kind, cycle), due in wanted.items():
-        session.add(TimerRow(id=repo.new_id(), org=definition.org, contract_id=definition.contract_id,
-                             metric_key=metric_key, subject=subject, kind=kind, cycle=cycle, period=period,
-                             due_at=due, status="pending", details=details))
+        uow.timers.add(org=definition.org, contract_id=definition.contract_id, metric_key=metric_key,
+                       subject=subject, kind=kind, cycle=cycle, period=period, due_at=due, details=details)
 
 
-def _rearm(row: TimerRow, due: dt.datetime, period: str, details: dict) -> None:
+def _rearm(row, due: dt.datetime, period: str, details: dict) -> None:
     row.status, row.due_at, row.fired_at, row.period, row.details = "pending", due, None, period, details
 
 
-def _announce_recovery(uow: UnitOfWork, definition: SlaDefinition, metric_key: str, row: TimerRow,
+def _announce_recovery(uow: SlaUnitOfWork, definition: SlaDefinition, metric_key: str, row,
                        previous: str, status: str) -> None:
+    # A timer is a stored row, not a domain aggregate: its retraction is emitted here.
     metric = definition.metric(metric_key)
     if metric is None:
         return
-    publish(uow, SlaRecovered(contract_id=definition.contract_id, org=definition.org, metric_key=metric_key,
-                              metric_kind=metric.kind, period=row.period, ticket_id=row.details.get("ticket_id"),
-                              priority=row.details.get("priority"), target=metric.terms.target,
-                              previous_status=previous, status=status))
+    uow.emit(SlaRecovered(contract_id=definition.contract_id, org=definition.org, metric_key=metric_key,
+                          metric_kind=metric.kind, period=row.period, ticket_id=row.details.get("ticket_id"),
+                          priority=row.details.get("priority"), target=metric.terms.target,
+                          previous_status=previous, status=status))
