@@ -17,7 +17,10 @@ from sqlalchemy.orm import Session
 from services.sla.adapters.tables import (DefinitionRow, MetricRow, PeriodRow, SampleRow, TicketClockRow,
                                           TicketEventRow, TimerRow, WindowResultRow)
 from services.sla.domain.definitions import MetricDefinition, SlaDefinition
+from services.sla.domain.months import Month
+from services.sla.domain.standing import WindowStanding
 from services.sla.domain.ticket_clock import TicketEvent
+from services.sla.domain.timers import Timer
 from shared.events.contracts import ServiceHours, SlaMetric
 from shared.events.sla import MetricSampleRecorded, TicketEventRecorded
 from shared.ids import new_id
@@ -145,17 +148,20 @@ class TicketRepository(_Repository):
         for c in session.scalars(select(TicketClockRow).where(TicketClockRow.contract_id == contract_id,
                                                               TicketClockRow.ticket_id.in_(ticket_ids))):
             clocks[c.ticket_id][c.metric_key] = c
-        timers: dict[tuple[str, str], list[TimerRow]] = defaultdict(list)
+        timers: dict[tuple[str, str], list[Timer]] = defaultdict(list)
         for t in session.scalars(select(TimerRow).where(TimerRow.contract_id == contract_id,
                                                         TimerRow.metric_key.in_(timer_metrics),
                                                         TimerRow.subject.in_(ticket_ids))):
-            timers[(t.metric_key, t.subject)].append(t)
+            timers[(t.metric_key, t.subject)].append(_timer(t))
         return events, clocks, timers
 
-    def new_clock(self, org: str, contract_id: str, ticket_id: str, metric_key: str) -> TicketClockRow:
-        row = TicketClockRow(id=new_id(), org=org, contract_id=contract_id, ticket_id=ticket_id, metric_key=metric_key)
-        self.session.add(row)
-        return row
+    def save_clock(self, row: TicketClockRow | None, **values) -> None:
+        """Store a clock's reading (`row` None: the ticket's first for this metric)."""
+        if row is None:
+            row = TicketClockRow(id=new_id())
+            self.session.add(row)
+        for name, value in values.items():
+            setattr(row, name, value)
 
     def delete_clock(self, row: TicketClockRow) -> None:
         self.session.delete(row)
@@ -264,18 +270,29 @@ def _sample_row(org: str, s: MetricSampleRecorded, now: dt.datetime) -> dict:
 
 # --- timers --------------------------------------------------------------------------------------
 
+_TIMER_FIELDS = ("org", "contract_id", "metric_key", "subject", "kind", "cycle", "period", "due_at", "status",
+                 "fired_at", "details")
+
+
+def _timer(row: TimerRow) -> Timer:
+    return Timer(id=row.id, **{name: getattr(row, name) for name in _TIMER_FIELDS})
+
+
 class TimerRepository(_Repository):
-    def of_subject(self, contract_id: str, metric_key: str, subject: str) -> list[TimerRow]:
-        return list(self.session.scalars(select(TimerRow).where(
-            TimerRow.contract_id == contract_id, TimerRow.metric_key == metric_key, TimerRow.subject == subject)).all())
+    def of_subject(self, contract_id: str, metric_key: str, subject: str) -> list[Timer]:
+        return [_timer(r) for r in self.session.scalars(select(TimerRow).where(
+            TimerRow.contract_id == contract_id, TimerRow.metric_key == metric_key, TimerRow.subject == subject))]
 
-    def add(self, **values) -> TimerRow:
-        row = TimerRow(id=new_id(), status="pending", **values)
-        self.session.add(row)
-        return row
+    def add(self, timer: Timer) -> None:
+        self.session.add(TimerRow(id=timer.id, **{name: getattr(timer, name) for name in _TIMER_FIELDS}))
 
-    def delete(self, row: TimerRow) -> None:
-        self.session.delete(row)
+    def save(self, timer: Timer) -> None:
+        row = self.session.get(TimerRow, timer.id)     # already loaded: from the session's identity map
+        for name in ("due_at", "status", "fired_at", "period", "details"):
+            setattr(row, name, getattr(timer, name))
+
+    def delete(self, timer: Timer) -> None:
+        self.session.delete(self.session.get(TimerRow, timer.id))
 
     def delete_pending(self, contract_id: str, metric_key: str) -> None:
         self.session.execute(delete(TimerRow).where(TimerRow.contract_id == contract_id,
@@ -286,12 +303,12 @@ class TimerRepository(_Repository):
             select(TimerRow.id, TimerRow.due_at).where(TimerRow.status == "pending", TimerRow.due_at <= now)
             .order_by(TimerRow.due_at).limit(limit)).all()]
 
-    def claim(self, timer_id: str, due_at: dt.datetime, now: dt.datetime) -> TimerRow | None:
+    def claim(self, timer_id: str, due_at: dt.datetime, now: dt.datetime) -> Timer | None:
         """pending → fired with a conditional UPDATE; None if another replica fired it or new input moved it."""
         if not claim(self.session, TimerRow.__table__, timer_id, expect_status="pending", expect_due_at=due_at,
                      status="fired", fired_at=now):
             return None
-        return self.session.get(TimerRow, timer_id)
+        return _timer(self.session.get(TimerRow, timer_id))
 
     def next_due(self) -> dt.datetime | None:
         return self.session.scalar(select(func.min(TimerRow.due_at)).where(TimerRow.status == "pending"))
@@ -299,16 +316,26 @@ class TimerRepository(_Repository):
 
 # --- windows (each metric's standing in a month) -------------------------------------------------
 
+_STANDING_FIELDS = ("status", "closed", "actual", "met", "items", "breaches", "miss")
+
+
 class WindowRepository(_Repository):
     def get_or_add(self, org: str, contract_id: str, metric_key: str, period: str,
-                   now: dt.datetime) -> WindowResultRow:
+                   now: dt.datetime) -> WindowStanding:
         row = self._get(contract_id, metric_key, period)
         if row is None:
             insert_ignoring_conflicts(self.session, WindowResultRow, [dict(
                 id=new_id(), org=org, contract_id=contract_id, metric_key=metric_key, period=period,
                 status="no_data", closed=False, items=0, breaches=0, miss=0, updated_at=now)])
             row = self._get(contract_id, metric_key, period)
-        return row
+        return WindowStanding(id=row.id, org=row.org, contract_id=row.contract_id, metric_key=row.metric_key,
+                              period=row.period, **{name: getattr(row, name) for name in _STANDING_FIELDS})
+
+    def save(self, standing: WindowStanding, now: dt.datetime) -> None:
+        row = self.session.get(WindowResultRow, standing.id)
+        for name in _STANDING_FIELDS:
+            setattr(row, name, getattr(standing, name))
+        row.updated_at = now
 
     def _get(self, contract_id: str, metric_key: str, period: str) -> WindowResultRow | None:
         return self.session.scalar(select(WindowResultRow).where(WindowResultRow.contract_id == contract_id,
@@ -330,6 +357,15 @@ class WindowRepository(_Repository):
 
 # --- months --------------------------------------------------------------------------------------
 
+_MONTH_FIELDS = ("org", "contract_id", "period", "starts_at", "ends_at", "status", "revision", "announced",
+                 "credit_id", "credit_amount", "credit_detail")
+_MONTH_CHANGES = ("revision", "announced", "credit_id", "credit_amount", "credit_detail")
+
+
+def _month(row: PeriodRow) -> Month:
+    return Month(id=row.id, **{name: getattr(row, name) for name in _MONTH_FIELDS})
+
+
 class PeriodRepository(_Repository):
     def open(self, org: str, contract_id: str, period: str, starts_at: dt.datetime, ends_at: dt.datetime) -> None:
         insert_ignoring_conflicts(self.session, PeriodRow, [dict(
@@ -340,11 +376,16 @@ class PeriodRepository(_Repository):
         return list(self.session.scalars(select(PeriodRow.period).where(PeriodRow.contract_id == contract_id,
                                                                         PeriodRow.status == status)).all())
 
-    def closed_for_update(self, contract_id: str, periods: Iterable[str]) -> list[PeriodRow]:
+    def closed_for_update(self, contract_id: str, periods: Iterable[str]) -> list[Month]:
         """The closed months among `periods`, locked (corrections of one month are numbered one after another)."""
-        return list(self.session.scalars(select(PeriodRow).where(
+        return [_month(r) for r in self.session.scalars(select(PeriodRow).where(
             PeriodRow.contract_id == contract_id, PeriodRow.period.in_(sorted(periods)),
-            PeriodRow.status == "closed").order_by(PeriodRow.period).with_for_update()).all())
+            PeriodRow.status == "closed").order_by(PeriodRow.period).with_for_update())]
+
+    def save(self, month: Month) -> None:
+        row = self.session.get(PeriodRow, month.id)
+        for name in _MONTH_CHANGES:
+            setattr(row, name, getattr(month, name))
 
     def due(self, now: dt.datetime, limit: int) -> list[tuple[str, str, str]]:
         """(id, org, contract) of open months that have ended, the earliest first."""
@@ -353,12 +394,12 @@ class PeriodRepository(_Repository):
             .where(PeriodRow.status == "open", PeriodRow.ends_at <= now)
             .order_by(PeriodRow.ends_at).limit(limit)).all()]
 
-    def claim(self, period_id: str, now: dt.datetime) -> PeriodRow | None:
+    def claim(self, period_id: str, now: dt.datetime) -> Month | None:
         """open → closed with a conditional UPDATE; None if another replica closed it."""
         if not claim(self.session, PeriodRow.__table__, period_id, expect_status="open", status="closed",
                      closed_at=now):
             return None
-        return self.session.get(PeriodRow, period_id)
+        return _month(self.session.get(PeriodRow, period_id))
 
     def next_due(self) -> dt.datetime | None:
         return self.session.scalar(select(func.min(PeriodRow.ends_at)).where(PeriodRow.status == "open"))

@@ -8,13 +8,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Callable
 
-from services.sla.domain.definitions import MetricDefinition, SlaDefinition
+from services.sla.domain.definitions import SlaDefinition
+from services.sla.domain.months import Month
 from services.sla.domain.periods import Period
-from services.sla.service_layer.closing import announce_close
+from services.sla.domain.standing import statuses_below
+from services.sla.domain.timers import Timer
 from services.sla.service_layer.definitions import open_period
 from services.sla.service_layer.unit_of_work import SlaUnitOfWork
-from services.sla.service_layer.windows import STANDING_RANK, refresh_window, refresh_windows
-from shared.events.sla import SlaAtRisk, SlaBreached
+from services.sla.service_layer.windows import refresh_window, refresh_windows
 
 LOOK_AGAIN = dt.timedelta(seconds=0.5)   # announcements are promised within 1 s of their moment
 UowFactory = Callable[[], SlaUnitOfWork]
@@ -48,17 +49,17 @@ def fire_due_timers(uow_factory: UowFactory, now: dt.datetime, batch: int = 500)
 def _fire_timer(uow: SlaUnitOfWork, timer_id: str, due_at: dt.datetime, now: dt.datetime):
     """Claim one timer and announce it: the window it speaks for, None if its metric is gone, False if not claimed."""
     with uow:
-        row = uow.timers.claim(timer_id, due_at, now)
-        if row is None:
+        timer = uow.timers.claim(timer_id, due_at, now)
+        if timer is None:
             return False
-        definition = uow.definitions.get(row.org, row.contract_id)
-        metric = definition.metric(row.metric_key) if definition else None
+        definition = uow.definitions.get(timer.org, timer.contract_id)
+        metric = definition.metric(timer.metric_key) if definition else None
         window = None
         if metric is not None:
-            # A timer is a stored row, not a domain aggregate: its announcement is emitted here.
-            uow.emit(timer_event(definition, metric, row, now))
-            _note_announced(uow, row)
-            window = (row.org, row.contract_id, row.metric_key, row.period)
+            timer.fire(definition, metric, now)
+            uow.collect(timer)
+            _note_announced(uow, timer)
+            window = (timer.org, timer.contract_id, timer.metric_key, timer.period)
         uow.commit()
     return window
 
@@ -71,24 +72,10 @@ def _remeasure(uow: SlaUnitOfWork, org: str, contract_id: str, key: str, period:
             uow.commit()
 
 
-def timer_event(definition: SlaDefinition, metric: MetricDefinition, row, now: dt.datetime):
-    details, terms = row.details or {}, metric.terms
-    actual = (details.get("actual") or {}).get(row.kind)    # a window metric's standing at the instant
-    common = dict(contract_id=definition.contract_id, org=definition.org, metric_key=metric.key,
-                  metric_kind=metric.kind, period=row.period, ticket_id=details.get("ticket_id"),
-                  priority=details.get("priority"), target=terms.target)
-    if row.kind == "breach":
-        return SlaBreached(breached_at=row.due_at, detected_at=now, actual=actual, **common)
-    deadline = details.get("deadline")
-    return SlaAtRisk(at=row.due_at, deadline=dt.datetime.fromisoformat(deadline) if deadline else None,
-                     actual=actual or (terms.target * terms.at_risk_share).normalize(), **common)
-
-
-def _note_announced(uow: SlaUnitOfWork, timer) -> None:
+def _note_announced(uow: SlaUnitOfWork, timer: Timer) -> None:
     """The window already stands where the timer said, so measuring it next does not announce it again."""
-    status = "breached" if timer.kind == "breach" else "at_risk"
-    lower = [s for s, rank in STANDING_RANK.items() if rank < STANDING_RANK[status]]
-    uow.windows.raise_status(timer.contract_id, timer.metric_key, timer.period, status, lower)
+    status = timer.announced_status()
+    uow.windows.raise_status(timer.contract_id, timer.metric_key, timer.period, status, statuses_below(status))
 
 
 def close_due_periods(uow_factory: UowFactory, now: dt.datetime, batch: int = 100) -> tuple[int, dt.datetime | None]:
@@ -105,20 +92,22 @@ def close_due_periods(uow_factory: UowFactory, now: dt.datetime, batch: int = 10
 
 def _close_one(uow: SlaUnitOfWork, period_id: str, org: str, contract_id: str, now: dt.datetime) -> int:
     with uow:
-        row = uow.periods.claim(period_id, now)
-        if row is None:
+        month = uow.periods.claim(period_id, now)
+        if month is None:
             return 0   # another replica closed it
         definition = uow.definitions.get(org, contract_id)
         if definition is not None:
-            close_period(uow, definition, row, now)
+            close_period(uow, definition, month, now)
         uow.commit()
     return 1
 
 
-def close_period(uow: SlaUnitOfWork, definition: SlaDefinition, row, now: dt.datetime) -> None:
-    period = Period.parse(row.period)
-    outcomes = [(m, refresh_window(uow, definition, m, period, now, closing=True)) for m in definition.metrics]
-    announce_close(uow, definition, row, outcomes, now)
+def close_period(uow: SlaUnitOfWork, definition: SlaDefinition, month: Month, now: dt.datetime) -> None:
+    period = Period.parse(month.period)
+    month.close(definition, [(m, refresh_window(uow, definition, m, period, now, closing=True))
+                             for m in definition.metrics])     # records sla.period_closed, sla.credit_assessed
+    uow.periods.save(month)
+    uow.collect(month)
     following = period.next()
     if following.first_day() <= definition.end_date and definition.metrics:
         open_period(uow, definition, following, now)

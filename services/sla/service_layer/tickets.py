@@ -9,6 +9,7 @@ from services.sla.domain.definitions import MetricDefinition, SlaDefinition
 from services.sla.domain.periods import Period
 from services.sla.domain.ticket_clock import TicketEvent, read_clock
 from services.sla.domain.time_basis import basis_for
+from services.sla.domain.timers import Timer
 from services.sla.service_layer.timers import sync_timers
 from services.sla.service_layer.unit_of_work import SlaUnitOfWork
 from services.sla.service_layer.windows import WindowKey, refresh_windows
@@ -82,7 +83,7 @@ def _recompute_ticket(uow: SlaUnitOfWork, definition: SlaDefinition, ticket_id: 
 
 def _read_ticket_clock(uow: SlaUnitOfWork, definition: SlaDefinition, metric: MetricDefinition, ticket_id: str,
                        priority: str | None, events: list[TicketEvent], row,
-                       timers: list, now: dt.datetime) -> set[WindowKey]:
+                       timers: list[Timer], now: dt.datetime) -> set[WindowKey]:
     terms = metric.terms
     basis = basis_for(terms, definition.service_hours)
     reading = read_clock(events, metric.kind, metric.allowed_time, basis, at_risk_share=terms.at_risk_share,
@@ -93,13 +94,12 @@ def _read_ticket_clock(uow: SlaUnitOfWork, definition: SlaDefinition, metric: Me
             sync_timers(uow, definition, metric.key, ticket_id, row.period, [], {}, now, timers)
         return set()
     period = str(Period.of(reading.opened_at, definition.timezone))
-    if row is None:
-        row = uow.tickets.new_clock(definition.org, definition.contract_id, ticket_id, metric.key)
-    row.priority, row.period, row.state, row.cycle = priority, period, reading.state, reading.cycle
-    row.opened_at, row.deadline, row.at_risk_at = reading.opened_at, reading.deadline, reading.at_risk_at
-    row.breached_at, row.running_since = reading.breached_at, reading.running_since
-    row.elapsed_seconds = _seconds(reading.elapsed(basis))
-    row.miss, row.updated_at = reading.settled_miss(basis), now
+    uow.tickets.save_clock(row, org=definition.org, contract_id=definition.contract_id, ticket_id=ticket_id,
+                           metric_key=metric.key, priority=priority, period=period, state=reading.state,
+                           cycle=reading.cycle, opened_at=reading.opened_at, deadline=reading.deadline,
+                           at_risk_at=reading.at_risk_at, breached_at=reading.breached_at,
+                           running_since=reading.running_since, elapsed_seconds=_seconds(reading.elapsed(basis)),
+                           miss=reading.settled_miss(basis), updated_at=now)
     details = {"ticket_id": ticket_id, "priority": priority,
                "deadline": reading.deadline.isoformat() if reading.deadline else None}
     sync_timers(uow, definition, metric.key, ticket_id, period, reading.timers, details, now, timers)

@@ -14,12 +14,9 @@ from services.sla.domain.measurement import (TIMER_DRIVEN, availability_facts, c
                                              report_deadline, report_delivered_at, report_owed)
 from services.sla.domain.periods import Period
 from services.sla.domain.ticket_clock import TimerPlan
-from services.sla.service_layer.closing import announce_close
 from services.sla.service_layer.timers import sync_timers
 from services.sla.service_layer.unit_of_work import SlaUnitOfWork
-from shared.events.sla import SlaAtRisk, SlaBreached, SlaRecovered
 
-STANDING_RANK = {"no_data": 0, "ok": 0, "at_risk": 1, "breached": 2}
 WindowKey = tuple[str, str]          # (metric key, period)
 
 
@@ -39,53 +36,30 @@ def _close_again(uow: SlaUnitOfWork, definition: SlaDefinition, periods: set[str
     if they changed. The month's row is locked first, so concurrent corrections are numbered one after another."""
     if not periods:
         return
-    for row in uow.periods.closed_for_update(definition.contract_id, periods):
-        period = Period.parse(row.period)
-        outcomes = [(m, refresh_window(uow, definition, m, period, now, closing=True)) for m in definition.metrics]
-        announce_close(uow, definition, row, outcomes, now)
+    for month in uow.periods.closed_for_update(definition.contract_id, periods):
+        period = Period.parse(month.period)
+        month.close(definition, [(m, refresh_window(uow, definition, m, period, now, closing=True))
+                                 for m in definition.metrics])
+        uow.periods.save(month)
+        uow.collect(month)
 
 
 def refresh_window(uow: SlaUnitOfWork, definition: SlaDefinition, metric: MetricDefinition, period: Period,
                    now: dt.datetime, closing: bool = False) -> WindowOutcome:
     """Measure one metric's window again, store where it stands, and announce a change of standing."""
-    row = uow.windows.get_or_add(definition.org, definition.contract_id, metric.key, str(period), now)
-    closed = closing or row.closed
+    standing = uow.windows.get_or_add(definition.org, definition.contract_id, metric.key, str(period), now)
+    closed = closing or standing.closed
     outcome = measure_window(uow.facts, definition, metric, period, now, closed)
-    previous = row.status
-    row.status, row.actual, row.met, row.items, row.breaches = (outcome.status, outcome.actual, outcome.met,
-                                                                outcome.items, outcome.breaches)
-    row.miss, row.closed, row.updated_at = outcome.miss, closed, now
+    # Timer-driven metrics speak through their timers; the others announce a change of standing.
+    standing.measured(metric, outcome, closed, now, announce=metric.kind not in TIMER_DRIVEN)
+    uow.windows.save(standing, now)
+    uow.collect(standing)
     if metric.kind == "report_delivery":
         _arm_report_timers(uow, definition, metric, period, now)
-    elif metric.kind not in TIMER_DRIVEN:
-        _announce_change(uow, definition, metric, period, previous, outcome, now)
     if metric.kind == "availability":
         _arm_downtime_timers(uow, definition, metric, period, now, closed)
     uow.flush()
     return outcome
-
-
-def standing_change(definition: SlaDefinition, metric: MetricDefinition, period: Period, previous: str,
-                    outcome: WindowOutcome, now: dt.datetime):
-    """The event a change of a window's standing announces (None when it did not change rank)."""
-    before, after = STANDING_RANK[previous], STANDING_RANK[outcome.status]
-    common = dict(contract_id=definition.contract_id, org=definition.org, metric_key=metric.key,
-                  metric_kind=metric.kind, period=str(period), target=metric.terms.target, actual=outcome.actual)
-    if after > before and outcome.status == "at_risk":
-        return SlaAtRisk(at=now, **common)
-    if after > before:
-        return SlaBreached(breached_at=now, detected_at=now, **common)
-    if after < before:
-        return SlaRecovered(previous_status=previous, status=outcome.status, **common)
-    return None
-
-
-def _announce_change(uow: SlaUnitOfWork, definition: SlaDefinition, metric: MetricDefinition, period: Period,
-                     previous: str, outcome: WindowOutcome, now: dt.datetime) -> None:
-    # A window's standing is a stored row, not a domain aggregate: its change is emitted here.
-    event = standing_change(definition, metric, period, previous, outcome, now)
-    if event is not None:
-        uow.emit(event)
 
 
 def _arm_downtime_timers(uow: SlaUnitOfWork, definition: SlaDefinition, metric: MetricDefinition, period: Period,
