@@ -12,6 +12,7 @@ own `with uow` is a savepoint in it) and the app's clock.
 from __future__ import annotations
 
 from services.sla import service_layer
+from services.sla.service_layer import SlaUnitOfWork
 from services.sla.domain.samples import check_sample, check_ticket_event
 from shared.envelope import Envelope
 from shared.errors import Invalid
@@ -19,7 +20,6 @@ from shared.events.contracts import TOPIC as CONTRACTS_TOPIC
 from shared.events.contracts import ContractActivated, ContractAmended
 from shared.events.sla import INGEST_TOPIC, MetricSampleRecorded, TicketEventRecorded
 from shared.kafka import Subscription
-from services.sla.service_layer import SlaUnitOfWork
 
 
 def on_contract_activated(envelope: Envelope, uow: SlaUnitOfWork) -> None:
