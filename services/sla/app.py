@@ -11,6 +11,7 @@ from services.sla.adapters import prometheus
 from services.sla.api.routes import page_router, router
 from services.sla.handlers import subscription
 from services.sla.jobs import jobs
+from services.sla.service_layer.unit_of_work import SlaUnitOfWork
 
 spec = ServiceSpec(
     name="sla",
@@ -23,6 +24,7 @@ spec = ServiceSpec(
     subscription=subscription,
     jobs=jobs,
     on_start=prometheus.install,
+    unit_of_work=SlaUnitOfWork,
 )
 
 

@@ -1,4 +1,8 @@
-"""Read models: what the dashboards, reports and lists show (queries only, nothing is written)."""
+"""Read models: what the dashboards, reports and lists show (queries only, nothing is written).
+
+Every view takes the service's `Database` first and opens its own read session, so routes never
+do. Windows are measured with the same domain function the use cases use, over the repository's
+counting queries (`WindowFacts`)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,14 +11,17 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from services.sla.adapters import repository as repo
-from services.sla.adapters.tables import PeriodRow, TicketClockRow, WindowResultRow
+from services.sla.adapters import stream
+from services.sla.adapters.repository import DefinitionRepository, WindowFacts
+from services.sla.adapters.tables import PeriodRow, PublishedEventRow, TicketClockRow, WindowResultRow
 from services.sla.domain import credits
 from services.sla.domain.compliance import WindowOutcome
 from services.sla.domain.definitions import MetricDefinition, SlaDefinition
 from services.sla.domain.periods import Period
-from services.sla.service_layer import measure_window
+from services.sla.domain.measurement import measure_window
+from shared.db import Database
 from shared.errors import NotFound
+from shared.pagination import page_of
 
 
 def definition_view(definition: SlaDefinition) -> dict:
@@ -34,15 +41,33 @@ def definition_view(definition: SlaDefinition) -> dict:
     }
 
 
+def definitions(db: Database, org: str, after: str | None, limit: int) -> dict:
+    """One page of the organisation's definitions."""
+    with db.read_session() as session:
+        found = DefinitionRepository(session).list(org, after, limit + 1)
+    items, next_cursor = page_of(found, limit, lambda d: d.contract_id)
+    return {"items": [definition_view(d) for d in items], "next_cursor": next_cursor}
+
+
+def definition(db: Database, org: str, contract_id: str) -> dict:
+    with db.read_session() as session:
+        return definition_view(require_definition(session, org, contract_id))
+
+
 def require_definition(session: Session, org: str, contract_id: str) -> SlaDefinition:
-    definition = repo.get_definition(session, org, contract_id)
+    definition = DefinitionRepository(session).get(org, contract_id)
     if definition is None:
         raise NotFound(f"No SLA definition for contract {contract_id}.")
     return definition
 
 
-def contract_sla(session: Session, org: str, contract_id: str, now: dt.datetime) -> dict:
+def contract_sla(db: Database, org: str, contract_id: str, now: dt.datetime) -> dict:
     """Each metric's target and standing so far this month, open tickets at risk or breached, and past months."""
+    with db.read_session() as session:
+        return _contract_sla(session, org, contract_id, now)
+
+
+def _contract_sla(session: Session, org: str, contract_id: str, now: dt.datetime) -> dict:
     definition = require_definition(session, org, contract_id)
     period = Period.of(now, definition.timezone)
     return {
@@ -60,7 +85,8 @@ def contract_sla(session: Session, org: str, contract_id: str, now: dt.datetime)
 
 def measure_all(session: Session, definition: SlaDefinition, period: Period, now: dt.datetime,
                 closed: bool) -> list[tuple[MetricDefinition, WindowOutcome]]:
-    return [(m, measure_window(session, definition, m, period, now, closed)) for m in definition.metrics]
+    facts = WindowFacts(session)
+    return [(m, measure_window(facts, definition, m, period, now, closed)) for m in definition.metrics]
 
 
 def metric_row(metric: MetricDefinition, outcome: WindowOutcome) -> dict:
@@ -107,10 +133,15 @@ def _period_entry(period: str, row: PeriodRow | None) -> dict:
     return {"period": period, "closed": closed, "revision": revision, "metrics": [], "credit": credit}
 
 
-def overview(session: Session, org: str, now: dt.datetime, limit: int = 500) -> list[dict]:
+def overview(db: Database, org: str, now: dt.datetime, limit: int = 500) -> list[dict]:
     """Every contract of the organisation: this month's standing per metric and live ticket trouble."""
+    with db.read_session() as session:
+        return _overview(session, org, now, limit)
+
+
+def _overview(session: Session, org: str, now: dt.datetime, limit: int) -> list[dict]:
     out = []
-    for definition in repo.list_definitions(session, org, None, limit):
+    for definition in DefinitionRepository(session).list(org, None, limit):
         period = str(Period.of(now, definition.timezone))
         results = {r.metric_key: r for r in session.scalars(select(WindowResultRow).where(
             WindowResultRow.contract_id == definition.contract_id, WindowResultRow.period == period)).all()}
@@ -128,8 +159,13 @@ def overview(session: Session, org: str, now: dt.datetime, limit: int = 500) -> 
     return out
 
 
-def period_report(session: Session, org: str, contract_id: str, period: Period, now: dt.datetime) -> dict:
+def period_report(db: Database, org: str, contract_id: str, period: Period, now: dt.datetime) -> dict:
     """The monthly report: every metric's result, the breaches, and the service credit."""
+    with db.read_session() as session:
+        return _period_report(session, org, contract_id, period, now)
+
+
+def _period_report(session: Session, org: str, contract_id: str, period: Period, now: dt.datetime) -> dict:
     definition = require_definition(session, org, contract_id)
     ends = period.ends_at(definition.timezone)
     closed = now >= ends
@@ -160,6 +196,17 @@ def period_report(session: Session, org: str, contract_id: str, period: Period, 
                       "opened_at": t.opened_at.isoformat(), "breached_at": t.breached_at.isoformat()}
                      for t in breached_tickets],
     }
+
+
+def last_stream_seq(db: Database) -> int:
+    """Where the live stream stands now (a client without Last-Event-ID starts here)."""
+    with db.read_session() as session:
+        return stream.last_seq(session)
+
+
+def stream_events_after(db: Database, org: str, after: int, contract_id: str | None) -> list[PublishedEventRow]:
+    with db.read_session() as session:
+        return stream.events_after(session, org, after, contract_id)
 
 
 def _str(value: Decimal | None) -> str | None:

@@ -1,21 +1,30 @@
-"""Loading and saving SLA definitions, and the few SQL helpers the sla service needs."""
+"""The sla service's repositories: the only place (with `tables.py` and `views.py`) that speaks SQL.
+
+Each class takes a session and is hung on `SlaUnitOfWork` (`uow.definitions`, `uow.tickets`, ...).
+They load and store; what a number means (standing, credit, what is announced) is decided in the
+domain and the service layer.
+"""
 from __future__ import annotations
 
 import datetime as dt
-import uuid
+from collections import defaultdict
 from typing import Iterable, Iterator, Sequence
 
-from sqlalchemy import delete, select
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from services.sla.adapters.tables import DefinitionRow, MetricRow
+from services.sla.adapters.tables import (DefinitionRow, MetricRow, PeriodRow, SampleRow, TicketClockRow,
+                                          TicketEventRow, TimerRow, WindowResultRow)
 from services.sla.domain.definitions import MetricDefinition, SlaDefinition
+from services.sla.domain.months import Month
+from services.sla.domain.standing import WindowStanding
+from services.sla.domain.ticket_clock import TicketEvent
+from services.sla.domain.timers import Timer
 from shared.events.contracts import ServiceHours, SlaMetric
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
+from shared.events.sla import MetricSampleRecorded, TicketEventRecorded
+from shared.ids import new_id
+from shared.scheduler import claim
 
 
 def insert_ignoring_conflicts(session: Session, model, rows: list[dict]) -> None:
@@ -33,6 +42,27 @@ def chunks(items: Sequence, size: int) -> Iterator[Sequence]:
         yield items[i:i + size]
 
 
+def known_sources(session: Session, model, org: str, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which (contract, source id) pairs are already stored: the feeds' own ids make ingestion idempotent."""
+    known: set[tuple[str, str]] = set()
+    for contract_id in {c for c, _ in keys}:
+        sources = sorted({s for c, s in keys if c == contract_id})
+        for chunk in chunks(sources, 500):
+            known |= {(contract_id, s) for s in session.scalars(select(model.source_id).where(
+                model.org == org, model.contract_id == contract_id, model.source_id.in_(chunk))).all()}
+    return known
+
+
+class _Repository:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def flush(self) -> None:
+        self.session.flush()
+
+
+# --- definitions ---------------------------------------------------------------------------------
+
 def _to_domain(row: DefinitionRow, metrics: Iterable[MetricRow]) -> SlaDefinition:
     return SlaDefinition(
         contract_id=row.contract_id, org=row.org, contract_version=row.contract_version, number=row.number,
@@ -44,63 +74,332 @@ def _to_domain(row: DefinitionRow, metrics: Iterable[MetricRow]) -> SlaDefinitio
     )
 
 
-def get_definition(session: Session, org: str, contract_id: str) -> SlaDefinition | None:
-    """The definition of a contract of `org` (another organisation's contract is not found)."""
-    row = session.get(DefinitionRow, contract_id)
-    if row is None or row.org != org:
-        return None
-    metrics = session.scalars(select(MetricRow).where(MetricRow.contract_id == contract_id)).all()
-    return _to_domain(row, metrics)
+class DefinitionRepository(_Repository):
+    def get(self, org: str, contract_id: str) -> SlaDefinition | None:
+        """The definition of a contract of `org` (another organisation's contract is not found)."""
+        row = self.session.get(DefinitionRow, contract_id)
+        if row is None or row.org != org:
+            return None
+        metrics = self.session.scalars(select(MetricRow).where(MetricRow.contract_id == contract_id)).all()
+        return _to_domain(row, metrics)
+
+    def taken(self, contract_id: str) -> bool:
+        """Whether any organisation holds this contract id (only to refuse reusing it)."""
+        return self.session.get(DefinitionRow, contract_id) is not None
+
+    def get_many(self, org: str, contract_ids: Iterable[str]) -> dict[str, SlaDefinition]:
+        ids = sorted(set(contract_ids))
+        rows = self.session.scalars(select(DefinitionRow).where(DefinitionRow.org == org,
+                                                                DefinitionRow.contract_id.in_(ids))).all()
+        metrics = self.session.scalars(select(MetricRow).where(MetricRow.contract_id.in_(ids))).all() if rows else []
+        return {r.contract_id: _to_domain(r, [m for m in metrics if m.contract_id == r.contract_id]) for r in rows}
+
+    def list(self, org: str, after: str | None, limit: int) -> list[SlaDefinition]:
+        query = select(DefinitionRow).where(DefinitionRow.org == org).order_by(DefinitionRow.contract_id).limit(limit)
+        if after:
+            query = query.where(DefinitionRow.contract_id > after)
+        rows = self.session.scalars(query).all()
+        return list(self.get_many(org, [r.contract_id for r in rows]).values()) if rows else []
+
+    def save(self, definition: SlaDefinition, now: dt.datetime) -> None:
+        session = self.session
+        row = session.get(DefinitionRow, definition.contract_id)
+        values = dict(org=definition.org, contract_version=definition.contract_version, number=definition.number,
+                      title=definition.title, currency=definition.currency, monthly_fee=definition.monthly_fee,
+                      effective_date=definition.effective_date, end_date=definition.end_date,
+                      service_hours=definition.service_hours.model_dump(mode="json"),
+                      credit_cap_share=definition.credit_cap_share, updated_at=now)
+        if row is None:
+            session.add(DefinitionRow(contract_id=definition.contract_id, created_at=now, **values))
+        else:
+            for name, value in values.items():
+                setattr(row, name, value)
+        session.execute(delete(MetricRow).where(MetricRow.contract_id == definition.contract_id))
+        session.flush()
+        for position, metric in enumerate(definition.metrics):
+            session.add(MetricRow(id=new_id(), org=definition.org, contract_id=definition.contract_id,
+                                  key=metric.key, kind=metric.kind, priority=metric.terms.priority,
+                                  clause_key=metric.terms.clause_key, contract_version=metric.contract_version,
+                                  position=position, terms=metric.terms.model_dump(mode="json")))
+        session.flush()
 
 
-def get_definition_row(session: Session, contract_id: str) -> DefinitionRow | None:
-    """Whatever organisation owns it (only to refuse reusing a contract id)."""
-    return session.get(DefinitionRow, contract_id)
+# --- tickets -------------------------------------------------------------------------------------
 
+class TicketRepository(_Repository):
+    """Ticket events as the feeds sent them, and the clocks read from them (one per ticket and timer metric)."""
 
-def get_definitions(session: Session, org: str, contract_ids: Iterable[str]) -> dict[str, SlaDefinition]:
-    ids = sorted(set(contract_ids))
-    rows = session.scalars(select(DefinitionRow).where(DefinitionRow.org == org, DefinitionRow.contract_id.in_(ids))).all()
-    metrics = session.scalars(select(MetricRow).where(MetricRow.contract_id.in_(ids))).all() if rows else []
-    return {r.contract_id: _to_domain(r, [m for m in metrics if m.contract_id == r.contract_id]) for r in rows}
+    def known_sources(self, org: str, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        return known_sources(self.session, TicketEventRow, org, keys)
 
+    def add_events(self, org: str, events: Sequence[TicketEventRecorded], now: dt.datetime) -> None:
+        insert_ignoring_conflicts(self.session, TicketEventRow, [dict(
+            org=org, contract_id=e.contract_id, ticket_id=e.ticket_id, source_id=e.source_id, kind=e.kind, at=e.at,
+            priority=e.priority, received_at=now) for e in events])
 
-def list_definitions(session: Session, org: str, after: str | None, limit: int) -> list[SlaDefinition]:
-    query = select(DefinitionRow).where(DefinitionRow.org == org).order_by(DefinitionRow.contract_id).limit(limit)
-    if after:
-        query = query.where(DefinitionRow.contract_id > after)
-    rows = session.scalars(query).all()
-    return list(get_definitions(session, org, [r.contract_id for r in rows]).values()) if rows else []
+    def load(self, contract_id: str, ticket_ids: Sequence[str], timer_metrics: Sequence[str]):
+        """Events, clocks and timers of many tickets in three queries (a batch may hold thousands)."""
+        session = self.session
+        events: dict[str, list[TicketEvent]] = defaultdict(list)
+        for r in session.scalars(select(TicketEventRow).where(TicketEventRow.contract_id == contract_id,
+                                                              TicketEventRow.ticket_id.in_(ticket_ids))):
+            events[r.ticket_id].append(TicketEvent(r.kind, r.at, r.priority, r.id))
+        clocks: dict[str, dict[str, TicketClockRow]] = defaultdict(dict)
+        for c in session.scalars(select(TicketClockRow).where(TicketClockRow.contract_id == contract_id,
+                                                              TicketClockRow.ticket_id.in_(ticket_ids))):
+            clocks[c.ticket_id][c.metric_key] = c
+        timers: dict[tuple[str, str], list[Timer]] = defaultdict(list)
+        for t in session.scalars(select(TimerRow).where(TimerRow.contract_id == contract_id,
+                                                        TimerRow.metric_key.in_(timer_metrics),
+                                                        TimerRow.subject.in_(ticket_ids))):
+            timers[(t.metric_key, t.subject)].append(_timer(t))
+        return events, clocks, timers
 
-
-def save_definition(session: Session, definition: SlaDefinition, now: dt.datetime) -> None:
-    row = session.get(DefinitionRow, definition.contract_id)
-    values = dict(org=definition.org, contract_version=definition.contract_version, number=definition.number,
-                  title=definition.title, currency=definition.currency, monthly_fee=definition.monthly_fee,
-                  effective_date=definition.effective_date, end_date=definition.end_date,
-                  service_hours=definition.service_hours.model_dump(mode="json"),
-                  credit_cap_share=definition.credit_cap_share, updated_at=now)
-    if row is None:
-        session.add(DefinitionRow(contract_id=definition.contract_id, created_at=now, **values))
-    else:
+    def save_clock(self, row: TicketClockRow | None, **values) -> None:
+        """Store a clock's reading (`row` None: the ticket's first for this metric)."""
+        if row is None:
+            row = TicketClockRow(id=new_id())
+            self.session.add(row)
         for name, value in values.items():
             setattr(row, name, value)
-    session.execute(delete(MetricRow).where(MetricRow.contract_id == definition.contract_id))
-    session.flush()
-    for position, metric in enumerate(definition.metrics):
-        session.add(MetricRow(id=new_id(), org=definition.org, contract_id=definition.contract_id, key=metric.key,
-                              kind=metric.kind, priority=metric.terms.priority, clause_key=metric.terms.clause_key,
-                              contract_version=metric.contract_version, position=position,
-                              terms=metric.terms.model_dump(mode="json")))
-    session.flush()
+
+    def delete_clock(self, row: TicketClockRow) -> None:
+        self.session.delete(row)
+
+    def delete_clocks(self, contract_id: str, metric_key: str, periods: Sequence[str]) -> None:
+        self.session.execute(delete(TicketClockRow).where(
+            TicketClockRow.contract_id == contract_id, TicketClockRow.metric_key == metric_key,
+            TicketClockRow.period.in_(periods)))
+
+    def clock_states(self, contract_id: str) -> list[tuple[str, str, str]]:
+        """(ticket, state, period) of every clock of the contract."""
+        return [tuple(r) for r in self.session.execute(
+            select(TicketClockRow.ticket_id, TicketClockRow.state, TicketClockRow.period)
+            .where(TicketClockRow.contract_id == contract_id)).all()]
+
+    def ticket_ids(self, contract_id: str) -> set[str]:
+        return set(self.session.scalars(select(TicketEventRow.ticket_id).distinct()
+                                        .where(TicketEventRow.contract_id == contract_id)).all())
 
 
-def known_sources(session: Session, model, org: str, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Which (contract, source id) pairs are already stored: the feeds' own ids make ingestion idempotent."""
-    known: set[tuple[str, str]] = set()
-    for contract_id in {c for c, _ in keys}:
-        sources = sorted({s for c, s in keys if c == contract_id})
-        for chunk in chunks(sources, 500):
-            known |= {(contract_id, s) for s in session.scalars(select(model.source_id).where(
-                model.org == org, model.contract_id == contract_id, model.source_id.in_(chunk))).all()}
-    return known
+# --- what a window is measured from (read only: the use cases and the views both read it) ----------
+
+class WindowFacts(_Repository):
+    """The counting queries behind a window's standing (`domain.measurement.WindowFacts`)."""
+
+    def ticket_window(self, contract_id: str, metric_key: str, period: str, now: dt.datetime):
+        """(clocks, of them at risk, the breached clocks): counted in SQL, only the breached clocks are loaded,
+        so the cost does not grow with the tickets the month holds."""
+        in_window = (TicketClockRow.contract_id == contract_id, TicketClockRow.metric_key == metric_key,
+                     TicketClockRow.period == period)
+        breached = TicketClockRow.breached_at.is_not(None) & (TicketClockRow.breached_at <= now)
+        at_risk = (TicketClockRow.state.in_(("running", "paused")) & TicketClockRow.at_risk_at.is_not(None)
+                   & (TicketClockRow.at_risk_at <= now) & ~breached)
+        items, risky = self.session.execute(select(
+            func.count(), func.coalesce(func.sum(case((at_risk, 1), else_=0)), 0)).where(*in_window)).one()
+        return int(items), int(risky), list(self.session.scalars(select(TicketClockRow).where(*in_window, breached)))
+
+    def sample_sums(self, contract_id: str, metric_key: str, sample_kind: str, start: dt.datetime,
+                    end: dt.datetime) -> tuple:
+        """(offered, answered within threshold, abandoned, responses, score sum, contacts, resolved first)."""
+        return tuple(self.session.execute(select(
+            func.coalesce(func.sum(SampleRow.offered), 0),
+            func.coalesce(func.sum(SampleRow.answered_within_threshold), 0),
+            func.coalesce(func.sum(SampleRow.abandoned), 0), func.coalesce(func.sum(SampleRow.responses), 0),
+            func.coalesce(func.sum(SampleRow.score_sum), 0), func.coalesce(func.sum(SampleRow.contacts), 0),
+            func.coalesce(func.sum(SampleRow.resolved_first_contact), 0),
+        ).where(*_samples_of(contract_id, metric_key, sample_kind), SampleRow.start >= start,
+                SampleRow.start < end)).one())
+
+    def availability(self, contract_id: str, metric_key: str, start: dt.datetime, end: dt.datetime
+                     ) -> list[tuple[dt.datetime, dt.datetime | None, str]]:
+        """(start, end, state) of the availability samples reaching into [start, end); an outage with no end
+        ends at the first `up` reported after it began (None while there is none)."""
+        rows = self.session.execute(select(SampleRow.start, SampleRow.end, SampleRow.state).where(
+            *_samples_of(contract_id, metric_key, "availability"), SampleRow.start < end,
+            (SampleRow.end > start) | SampleRow.end.is_(None))).all()
+        return [(s, e or (self._first_up(contract_id, metric_key, s) if state == "down" else None), state)
+                for s, e, state in rows]
+
+    def _first_up(self, contract_id: str, metric_key: str, began: dt.datetime) -> dt.datetime | None:
+        return self.session.scalar(select(func.min(SampleRow.start)).where(
+            *_samples_of(contract_id, metric_key, "availability"), SampleRow.state == "up", SampleRow.start >= began))
+
+    def report_delivered_at(self, contract_id: str, metric_key: str, report_period: str) -> dt.datetime | None:
+        return self.session.scalar(select(func.min(SampleRow.start)).where(
+            *_samples_of(contract_id, metric_key, "report_delivered"), SampleRow.report_period == report_period))
+
+
+def _samples_of(contract_id: str, metric_key: str, sample_kind: str) -> list:
+    return [SampleRow.contract_id == contract_id, SampleRow.kind == sample_kind,
+            (SampleRow.metric_key.is_(None)) | (SampleRow.metric_key == metric_key)]
+
+
+# --- samples -------------------------------------------------------------------------------------
+
+class SampleRepository(_Repository):
+    def known_sources(self, org: str, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        return known_sources(self.session, SampleRow, org, keys)
+
+    def add(self, org: str, samples: Sequence[MetricSampleRecorded], now: dt.datetime) -> None:
+        insert_ignoring_conflicts(self.session, SampleRow, [_sample_row(org, s, now) for s in samples])
+
+    def open_outage_since(self, contract_id: str, before: dt.datetime) -> dt.datetime | None:
+        """When the earliest outage still going on (no end) at `before` began."""
+        return self.session.scalar(select(func.min(SampleRow.start)).where(
+            SampleRow.contract_id == contract_id, SampleRow.kind == "availability", SampleRow.state == "down",
+            SampleRow.end.is_(None), SampleRow.start <= before))
+
+    def spans(self, contract_id: str) -> list[tuple[str, dt.datetime, dt.datetime]]:
+        """(kind, first start, last start) of the contract's samples per kind."""
+        return [tuple(r) for r in self.session.execute(
+            select(SampleRow.kind, func.min(SampleRow.start), func.max(SampleRow.start))
+            .where(SampleRow.contract_id == contract_id).group_by(SampleRow.kind)).all()]
+
+
+def _sample_row(org: str, s: MetricSampleRecorded, now: dt.datetime) -> dict:
+    single_score = s.kind == "survey" and s.score is not None
+    return dict(org=org, contract_id=s.contract_id, source_id=s.source_id, kind=s.kind, metric_key=s.metric_key,
+                start=s.start or s.at, end=s.end, state=s.state, offered=s.offered or 0,
+                answered_within_threshold=s.answered_within_threshold or 0, abandoned=s.abandoned or 0,
+                responses=1 if single_score else (s.responses or 0),
+                score_sum=s.score if single_score else (s.score_sum or 0),
+                contacts=s.contacts or 0, resolved_first_contact=s.resolved_first_contact or 0,
+                report_period=s.report_period, received_at=now)
+
+
+# --- timers --------------------------------------------------------------------------------------
+
+_TIMER_FIELDS = ("org", "contract_id", "metric_key", "subject", "kind", "cycle", "period", "due_at", "status",
+                 "fired_at", "details")
+
+
+def _timer(row: TimerRow) -> Timer:
+    return Timer(id=row.id, **{name: getattr(row, name) for name in _TIMER_FIELDS})
+
+
+class TimerRepository(_Repository):
+    def of_subject(self, contract_id: str, metric_key: str, subject: str) -> list[Timer]:
+        return [_timer(r) for r in self.session.scalars(select(TimerRow).where(
+            TimerRow.contract_id == contract_id, TimerRow.metric_key == metric_key, TimerRow.subject == subject))]
+
+    def add(self, timer: Timer) -> None:
+        self.session.add(TimerRow(id=timer.id, **{name: getattr(timer, name) for name in _TIMER_FIELDS}))
+
+    def save(self, timer: Timer) -> None:
+        row = self.session.get(TimerRow, timer.id)     # already loaded: from the session's identity map
+        for name in ("due_at", "status", "fired_at", "period", "details"):
+            setattr(row, name, getattr(timer, name))
+
+    def delete(self, timer: Timer) -> None:
+        self.session.delete(self.session.get(TimerRow, timer.id))
+
+    def delete_pending(self, contract_id: str, metric_key: str) -> None:
+        self.session.execute(delete(TimerRow).where(TimerRow.contract_id == contract_id,
+                                                    TimerRow.metric_key == metric_key, TimerRow.status == "pending"))
+
+    def due(self, now: dt.datetime, limit: int) -> list[tuple[str, dt.datetime]]:
+        return [tuple(r) for r in self.session.execute(
+            select(TimerRow.id, TimerRow.due_at).where(TimerRow.status == "pending", TimerRow.due_at <= now)
+            .order_by(TimerRow.due_at).limit(limit)).all()]
+
+    def claim(self, timer_id: str, due_at: dt.datetime, now: dt.datetime) -> Timer | None:
+        """pending → fired with a conditional UPDATE; None if another replica fired it or new input moved it."""
+        if not claim(self.session, TimerRow.__table__, timer_id, expect_status="pending", expect_due_at=due_at,
+                     status="fired", fired_at=now):
+            return None
+        return _timer(self.session.get(TimerRow, timer_id))
+
+    def next_due(self) -> dt.datetime | None:
+        return self.session.scalar(select(func.min(TimerRow.due_at)).where(TimerRow.status == "pending"))
+
+
+# --- windows (each metric's standing in a month) -------------------------------------------------
+
+_STANDING_FIELDS = ("status", "closed", "actual", "met", "items", "breaches", "miss")
+
+
+class WindowRepository(_Repository):
+    def get_or_add(self, org: str, contract_id: str, metric_key: str, period: str,
+                   now: dt.datetime) -> WindowStanding:
+        row = self._get(contract_id, metric_key, period)
+        if row is None:
+            insert_ignoring_conflicts(self.session, WindowResultRow, [dict(
+                id=new_id(), org=org, contract_id=contract_id, metric_key=metric_key, period=period,
+                status="no_data", closed=False, items=0, breaches=0, miss=0, updated_at=now)])
+            row = self._get(contract_id, metric_key, period)
+        return WindowStanding(id=row.id, org=row.org, contract_id=row.contract_id, metric_key=row.metric_key,
+                              period=row.period, **{name: getattr(row, name) for name in _STANDING_FIELDS})
+
+    def save(self, standing: WindowStanding, now: dt.datetime) -> None:
+        row = self.session.get(WindowResultRow, standing.id)
+        for name in _STANDING_FIELDS:
+            setattr(row, name, getattr(standing, name))
+        row.updated_at = now
+
+    def _get(self, contract_id: str, metric_key: str, period: str) -> WindowResultRow | None:
+        return self.session.scalar(select(WindowResultRow).where(WindowResultRow.contract_id == contract_id,
+                                                                 WindowResultRow.metric_key == metric_key,
+                                                                 WindowResultRow.period == period))
+
+    def raise_status(self, contract_id: str, metric_key: str, period: str, status: str,
+                     from_statuses: Sequence[str]) -> None:
+        """Move a window standing in one of `from_statuses` to `status` (a timer already announced it)."""
+        self.session.execute(update(WindowResultRow).where(
+            WindowResultRow.contract_id == contract_id, WindowResultRow.metric_key == metric_key,
+            WindowResultRow.period == period, WindowResultRow.status.in_(from_statuses)).values(status=status))
+
+    def delete(self, contract_id: str, metric_key: str, periods: Sequence[str]) -> None:
+        self.session.execute(delete(WindowResultRow).where(
+            WindowResultRow.contract_id == contract_id, WindowResultRow.metric_key == metric_key,
+            WindowResultRow.period.in_(periods)))
+
+
+# --- months --------------------------------------------------------------------------------------
+
+_MONTH_FIELDS = ("org", "contract_id", "period", "starts_at", "ends_at", "status", "revision", "announced",
+                 "credit_id", "credit_amount", "credit_detail")
+_MONTH_CHANGES = ("revision", "announced", "credit_id", "credit_amount", "credit_detail")
+
+
+def _month(row: PeriodRow) -> Month:
+    return Month(id=row.id, **{name: getattr(row, name) for name in _MONTH_FIELDS})
+
+
+class PeriodRepository(_Repository):
+    def open(self, org: str, contract_id: str, period: str, starts_at: dt.datetime, ends_at: dt.datetime) -> None:
+        insert_ignoring_conflicts(self.session, PeriodRow, [dict(
+            id=new_id(), org=org, contract_id=contract_id, period=period, starts_at=starts_at, ends_at=ends_at,
+            status="open")])
+
+    def periods(self, contract_id: str, status: str) -> list[str]:
+        return list(self.session.scalars(select(PeriodRow.period).where(PeriodRow.contract_id == contract_id,
+                                                                        PeriodRow.status == status)).all())
+
+    def closed_for_update(self, contract_id: str, periods: Iterable[str]) -> list[Month]:
+        """The closed months among `periods`, locked (corrections of one month are numbered one after another)."""
+        return [_month(r) for r in self.session.scalars(select(PeriodRow).where(
+            PeriodRow.contract_id == contract_id, PeriodRow.period.in_(sorted(periods)),
+            PeriodRow.status == "closed").order_by(PeriodRow.period).with_for_update())]
+
+    def save(self, month: Month) -> None:
+        row = self.session.get(PeriodRow, month.id)
+        for name in _MONTH_CHANGES:
+            setattr(row, name, getattr(month, name))
+
+    def due(self, now: dt.datetime, limit: int) -> list[tuple[str, str, str]]:
+        """(id, org, contract) of open months that have ended, the earliest first."""
+        return [tuple(r) for r in self.session.execute(
+            select(PeriodRow.id, PeriodRow.org, PeriodRow.contract_id)
+            .where(PeriodRow.status == "open", PeriodRow.ends_at <= now)
+            .order_by(PeriodRow.ends_at).limit(limit)).all()]
+
+    def claim(self, period_id: str, now: dt.datetime) -> Month | None:
+        """open → closed with a conditional UPDATE; None if another replica closed it."""
+        if not claim(self.session, PeriodRow.__table__, period_id, expect_status="open", status="closed",
+                     closed_at=now):
+            return None
+        return _month(self.session.get(PeriodRow, period_id))
+
+    def next_due(self) -> dt.datetime | None:
+        return self.session.scalar(select(func.min(PeriodRow.ends_at)).where(PeriodRow.status == "open"))

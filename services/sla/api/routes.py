@@ -14,19 +14,16 @@ from starlette.concurrency import run_in_threadpool
 
 from services.sla import service_layer, views
 from services.sla.adapters import reports
-from services.sla.adapters import repository as repo
-from services.sla.adapters.stream import events_after, last_seq
 from services.sla.api.schemas import DefinitionIn, SampleBatch, SampleIn, TicketEventBatch, TicketEventIn
 from services.sla.domain.definitions import MetricDefinition, SlaDefinition, check_sla_terms
 from services.sla.domain.periods import Period
 from services.sla.domain.samples import check_sample, check_ticket_event
 from shared.auth import ANY_ROLE, Principal, current_principal, decode_token, require
-from shared.errors import Conflict, Forbidden, Invalid, NotFound, field_error
+from shared.errors import Forbidden, Invalid, field_error
 from shared.events.sla import MetricSampleRecorded, TicketEventRecorded
-from shared.idempotency import remember, replay
-from shared.pagination import decode_cursor, page_of
-from shared.service import runtime_of
-from shared.uow import utcnow
+from shared.idempotency import IdempotencyKey
+from shared.pagination import decode_cursor
+from shared.service import now_of, runtime_of
 
 router = APIRouter(prefix="/v1", tags=["sla"])
 page_router = APIRouter(include_in_schema=False)
@@ -43,21 +40,10 @@ DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 def create_definition(body: DefinitionIn, request: Request, principal: Principal = Depends(require(*MANAGE)),
                       idempotency_key: str | None = Header(default=None)):
     """Define (or, with a higher `version`, amend) the SLA of a contract kept outside Qiyue."""
-    rt = runtime_of(request)
-    scope, payload = "POST /v1/sla/definitions", body.model_dump(mode="json")
-    with rt.uow() as uow:
-        stored = replay(uow.session, rt.tables["idempotency_keys"], principal.org, scope, idempotency_key, payload)
-        if stored is not None:
-            return JSONResponse(stored[1], status_code=stored[0])
-        _check_definition(body)
-        existing = repo.get_definition(uow.session, principal.org, body.contract_id)
-        if existing is not None and existing.contract_version >= body.version:
-            raise Conflict(f"Version {existing.contract_version} is already defined; send a higher version to amend.")
-        definition = service_layer.apply_definition(uow, _proposed(body, principal.org), utcnow())
-        answer, status = views.definition_view(definition), 200 if existing else 201
-        remember(uow.session, rt.tables["idempotency_keys"], principal.org, scope, idempotency_key, payload,
-                 status, answer)
-        uow.commit()
+    _check_definition(body)
+    key = IdempotencyKey(principal.org, "POST /v1/sla/definitions", idempotency_key, body.model_dump(mode="json"))
+    status, answer = service_layer.define_sla(runtime_of(request).uow(), _proposed(body, principal.org), key,
+                                              now_of(request), present=views.definition_view)
     return JSONResponse(answer, status_code=status, headers={"Location": f"/v1/sla/definitions/{body.contract_id}"})
 
 
@@ -80,17 +66,12 @@ def _proposed(body: DefinitionIn, org: str) -> SlaDefinition:
 @router.get("/sla/definitions")
 def list_definitions(request: Request, limit: int = Query(50, ge=1, le=200), cursor: str | None = None,
                      principal: Principal = Depends(require())):
-    after = decode_cursor(cursor)
-    with runtime_of(request).db.read_session() as s:
-        found = repo.list_definitions(s, principal.org, after, limit + 1)
-    items, next_cursor = page_of(found, limit, lambda d: d.contract_id)
-    return {"items": [views.definition_view(d) for d in items], "next_cursor": next_cursor}
+    return views.definitions(runtime_of(request).db, principal.org, decode_cursor(cursor), limit)
 
 
 @router.get("/sla/definitions/{contract_id}")
 def get_definition(contract_id: str, request: Request, principal: Principal = Depends(require())):
-    with runtime_of(request).db.read_session() as s:
-        return views.definition_view(views.require_definition(s, principal.org, contract_id))
+    return views.definition(runtime_of(request).db, principal.org, contract_id)
 
 
 # --- ingestion ---------------------------------------------------------------------------------
@@ -126,30 +107,20 @@ def post_samples(body: SampleBatch, request: Request, principal: Principal = Dep
 def _ingest_tickets(request: Request, principal: Principal, items, pointer) -> list[str]:
     events = [TicketEventRecorded(**item.model_dump(), org=principal.org) for item in items]
     problems = [p for i, e in enumerate(events) for p in check_ticket_event(e, pointer(i))]
-    return _ingest(request, principal, events, problems, pointer, service_layer.record_ticket_events)
+    return _ingest(request, principal, events, problems, pointer, service_layer.ingest_ticket_events)
 
 
 def _ingest_samples(request: Request, principal: Principal, items, pointer) -> list[str]:
     samples = [MetricSampleRecorded(**item.model_dump(), org=principal.org) for item in items]
     problems = [p for i, s in enumerate(samples) for p in check_sample(s, pointer(i))]
-    return _ingest(request, principal, samples, problems, pointer, service_layer.record_samples)
+    return _ingest(request, principal, samples, problems, pointer, service_layer.ingest_samples)
 
 
-def _ingest(request: Request, principal: Principal, items: list, problems: list, pointer, record) -> list[str]:
+def _ingest(request: Request, principal: Principal, items: list, problems: list, pointer, ingest) -> list[str]:
     if problems:
         raise Invalid("Some items cannot be counted.", errors=problems)
     rt = runtime_of(request)
-    with rt.uow() as uow:
-        definitions = repo.get_definitions(uow.session, principal.org, [i.contract_id for i in items])
-        unknown = [i for i, item in enumerate(items) if item.contract_id not in definitions]
-        if unknown and len(items) == 1:
-            raise NotFound(f"No SLA definition for contract {items[0].contract_id}.")
-        if unknown:
-            raise Invalid("Some items name a contract without an SLA definition.",
-                          errors=[field_error(f"{pointer(i)}/contract_id", "no SLA definition for this contract")
-                                  for i in unknown[:100]])
-        statuses = record(uow, principal.org, items, utcnow(), definitions)
-        uow.commit()
+    statuses = ingest(rt.uow(), principal.org, items, now_of(request), pointer)
     if rt.scheduler is not None:
         rt.scheduler.wake()   # a deadline may now be sooner than the scheduler's next tick
     return statuses
@@ -165,8 +136,7 @@ def _batch_answer(items, statuses: list[str]) -> dict:
 @router.get("/contracts/{contract_id}/sla")
 def contract_sla(contract_id: str, request: Request, principal: Principal = Depends(require())):
     """Each metric's target, actual so far and compliance; open tickets at risk or breached; past months."""
-    with runtime_of(request).db.read_session() as s:
-        return views.contract_sla(s, principal.org, contract_id, utcnow())
+    return views.contract_sla(runtime_of(request).db, principal.org, contract_id, now_of(request))
 
 
 @router.get("/contracts/{contract_id}/sla/reports/{period}")
@@ -175,8 +145,8 @@ def monthly_report(contract_id: str, request: Request, period: str = PathParam(p
                    lang: str = Query("zh-CN", pattern="^(zh-CN|en)$"),
                    principal: Principal = Depends(require())):
     """The month's report as JSON, CSV or DOCX (`format`, or the Accept header), in Chinese or English."""
-    with runtime_of(request).db.read_session() as s:
-        report = views.period_report(s, principal.org, contract_id, Period.parse(period), utcnow())
+    report = views.period_report(runtime_of(request).db, principal.org, contract_id, Period.parse(period),
+                                 now_of(request))
     chosen = format or _format_from_accept(request.headers.get("accept", ""))
     name = f"sla-{contract_id}-{period}-{lang}"
     if chosen == "csv":
@@ -199,8 +169,7 @@ def _format_from_accept(accept: str) -> str:
 @router.get("/sla/overview")
 def overview(request: Request, principal: Principal = Depends(require())):
     """Every contract of the organisation with this month's standing (the dashboard page reads it)."""
-    with runtime_of(request).db.read_session() as s:
-        return {"items": views.overview(s, principal.org, utcnow())}
+    return {"items": views.overview(runtime_of(request).db, principal.org, now_of(request))}
 
 
 # --- live stream and page ----------------------------------------------------------------------
@@ -242,7 +211,7 @@ async def stream(request: Request, contract_id: str | None = None, last_event_id
     rt = runtime_of(request)
     start = _resume_point(last_event_header or last_event_id)
     if start is None:
-        start = await run_in_threadpool(_last_seq, rt)
+        start = await run_in_threadpool(views.last_stream_seq, rt.db)
 
     async def events():
         last, idle = start, 0.0
@@ -250,7 +219,7 @@ async def stream(request: Request, contract_id: str | None = None, last_event_id
         yield "retry: 1000\n\n"
         while asyncio.get_running_loop().time() < ends and not await request.is_disconnected():
             try:
-                rows = await run_in_threadpool(_events_after, rt, principal.org, last, contract_id)
+                rows = await run_in_threadpool(views.stream_events_after, rt.db, principal.org, last, contract_id)
             except Exception:
                 return   # the service is stopping; the client reconnects with its Last-Event-ID
             for row in rows:
@@ -274,16 +243,6 @@ def _resume_point(value: str | None) -> int | None:
         raise Invalid("Last-Event-ID must be an event id this stream sent.",
                       errors=[{"parameter": "Last-Event-ID", "in": "header", "detail": "not a stream event id"}])
     return int(value)
-
-
-def _last_seq(rt) -> int:
-    with rt.db.read_session() as s:
-        return last_seq(s)
-
-
-def _events_after(rt, org: str, after: int, contract_id: str | None):
-    with rt.db.read_session() as s:
-        return events_after(s, org, after, contract_id)
 
 
 @page_router.get("/dashboard", response_class=HTMLResponse)

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from shared.errors import Invalid, field_error
 from shared.events.contracts import ContractTerms, ServiceHours, SlaMetric, SlaTerms
+from shared.events.sla import MetricSummary, SlaDefinitionCreated, SlaDefinitionUpdated
 
 TICKET_KINDS = frozenset({"first_response", "resolution"})
 SHARE_KINDS = frozenset({"service_level", "abandonment_rate", "availability", "first_contact_resolution"})
@@ -61,6 +62,8 @@ class SlaDefinition:
     service_hours: ServiceHours
     credit_cap_share: Decimal | None
     metrics: tuple[MetricDefinition, ...] = field(default=())
+    # What happened to the definition, recorded here and written to the outbox by the unit of work.
+    events: list = field(default_factory=list, init=False, compare=False, repr=False)
 
     @property
     def timezone(self) -> str:
@@ -75,6 +78,15 @@ class SlaDefinition:
 
     def window_metrics(self) -> list[MetricDefinition]:
         return [m for m in self.metrics if not m.is_ticket_timer]
+
+    def summaries(self) -> list[MetricSummary]:
+        return [MetricSummary(key=m.key, kind=m.kind, label=m.terms.label, target=m.terms.target,
+                              priority=m.terms.priority, clause_key=m.terms.clause_key,
+                              contract_version=m.contract_version) for m in self.metrics]
+
+    def record_created(self) -> None:
+        self.events.append(SlaDefinitionCreated(contract_id=self.contract_id, org=self.org,
+                                                contract_version=self.contract_version, metrics=self.summaries()))
 
 
 def definition_from_terms(terms: ContractTerms) -> SlaDefinition:
@@ -92,7 +104,8 @@ def definition_from_terms(terms: ContractTerms) -> SlaDefinition:
 
 
 def amend(current: SlaDefinition, proposed: SlaDefinition) -> tuple[SlaDefinition, Amendment]:
-    """The definition after an amendment: unchanged metrics keep their link to the version they came from."""
+    """The definition after an amendment (recording `sla.definition_updated`): unchanged metrics keep their link
+    to the version they came from."""
     old = {m.key: m for m in current.metrics}
     kept, changed = [], []
     for metric in proposed.metrics:
@@ -106,7 +119,12 @@ def amend(current: SlaDefinition, proposed: SlaDefinition) -> tuple[SlaDefinitio
     new_keys = {m.key for m in proposed.metrics}
     amendment = Amendment(added=tuple(m.key for m in proposed.metrics if m.key not in old),
                           removed=tuple(k for k in old if k not in new_keys), changed=tuple(changed))
-    return replace(proposed, metrics=tuple(kept)), amendment
+    amended = replace(proposed, metrics=tuple(kept))
+    amended.events.append(SlaDefinitionUpdated(
+        contract_id=amended.contract_id, org=amended.org, contract_version=amended.contract_version,
+        previous_version=current.contract_version, added=list(amendment.added), removed=list(amendment.removed),
+        changed=list(amendment.changed), metrics=amended.summaries()))
+    return amended, amendment
 
 
 def check_sla_terms(sla: SlaTerms, pointer: str = "/sla") -> None:
