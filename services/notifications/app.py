@@ -11,7 +11,8 @@ from services.notifications.adapters.tables import metadata
 from services.notifications.api.routes import router
 from services.notifications.handlers import subscription, subscription_for
 from services.notifications.jobs import jobs, jobs_for
-from services.notifications.service_layer import Notifier
+from services.notifications.adapters.notifier import Notifier
+from services.notifications.service_layer import NotificationsUnitOfWork
 from services.notifications.settings import NotificationSettings
 
 spec = ServiceSpec(
@@ -24,14 +25,16 @@ spec = ServiceSpec(
     produces=(TOPICS["notifications"],),
     subscription=subscription,
     jobs=jobs,
+    unit_of_work=NotificationsUnitOfWork,
 )
 
 
 def create(settings: Settings | None = None, start: bool = True):
     """The ASGI app (uvicorn runs it with --factory).
 
-    Each instance gets its own `Notifier` (senders, templates, clock) over its own settings,
+    Each instance gets its own `Notifier` (senders, templates, policies) over its own settings,
     and its handler and job are bound to it: two instances in one process never mix settings.
+    "Now" is the app's one clock (`app.state.clock`), for requests, events and the scheduler alike.
     """
     settings = NotificationSettings.of(settings)
     notifier = Notifier(settings)
@@ -39,8 +42,6 @@ def create(settings: Settings | None = None, start: bool = True):
     app = create_app(instance, settings, start=start)
     runtime = app.state.runtime
     if runtime.scheduler is not None:
-        # One clock for events, requests and the scheduler: tests move it to the digest hour.
-        runtime.scheduler.clock = lambda: notifier.clock()
         notifier.wake = runtime.scheduler.wake
     app.state.notifier = notifier
     return app

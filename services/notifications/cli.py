@@ -25,14 +25,14 @@ def cmd_redeliver(args: argparse.Namespace) -> int:
     from services.notifications.settings import NotificationSettings
     from shared.db import Database
     from shared.errors import DomainError
-    from shared.uow import UnitOfWork, utcnow
+    from shared.local_time import utcnow
 
     settings = NotificationSettings.of()
     db = Database.connect(settings.db_url())
     try:
-        with UnitOfWork(db.write_session(), metadata.tables["outbox"], "/qiyue/notifications") as uow:
-            row = service_layer.redeliver(uow, args.org, args.delivery_id, utcnow())
-            uow.commit()
+        uow = service_layer.NotificationsUnitOfWork(db.write_session(), metadata.tables["outbox"],
+                                                    "/qiyue/notifications")
+        row = service_layer.redeliver(uow, args.org, args.delivery_id, utcnow())
     except DomainError as exc:
         print(f"not redelivered: {exc.detail}")
         return 1

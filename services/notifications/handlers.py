@@ -10,17 +10,17 @@ event came in under another consumer group.
 from __future__ import annotations
 
 from services.notifications import service_layer
-from services.notifications.service_layer import Notifier
+from services.notifications.adapters.notifier import Notifier
+from services.notifications.service_layer import NotificationsUnitOfWork
 from shared.envelope import Envelope
 from shared.events import TOPICS, registry
 from shared.kafka import Subscription
-from shared.uow import UnitOfWork
 
 CONSUMED_TOPICS = tuple(topic for service, topic in TOPICS.items() if service != "notifications")
 
 
 def subscription_for(notifier: Notifier) -> Subscription:
-    def on_event(envelope: Envelope, uow: UnitOfWork) -> None:
+    def on_event(envelope: Envelope, uow: NotificationsUnitOfWork) -> None:
         service_layer.fan_out(notifier, uow, envelope)
 
     types = sorted(t for t, model in registry().items() if model.topic in CONSUMED_TOPICS)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from services.notifications import service_layer
 from services.notifications.handlers import default_notifier
-from services.notifications.service_layer import Notifier
+from services.notifications.adapters.notifier import Notifier
 from shared.scheduler import ScheduledJob
 
 

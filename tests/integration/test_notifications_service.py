@@ -167,7 +167,7 @@ def deliveries_of(client, event_id: str) -> int:
 
 
 def set_clock(client, instant: dt.datetime) -> None:
-    client.app.state.notifier.clock = lambda: instant
+    client.app.state.clock = lambda: instant
 
 
 def overdue(tranche: str = "signing", amount: str = "370370.37", contract_id: str = CONTRACT) -> PaymentOverdue:

@@ -13,18 +13,19 @@ import datetime as dt
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from services.notifications.adapters.tables import DeliveryRow, metadata
+from services.notifications.adapters.tables import metadata
+from services.notifications.domain.deliveries import Delivery
 from shared.envelope import Envelope
 from shared.events.notifications import DLQ_TOPIC
 
 
-def envelope_of(row: DeliveryRow) -> Envelope:
+def envelope_of(row: Delivery) -> Envelope:
     e = row.event
     return Envelope(id=e["id"], source=e["source"], type=e["type"], time=e.get("time", ""),
                     subject=e.get("subject", ""), data=e["data"], topic=row.topic)
 
 
-def dead_letter(session: Session, row: DeliveryRow, now: dt.datetime) -> None:
+def dead_letter(session: Session, row: Delivery, now: dt.datetime) -> None:
     envelope = envelope_of(row)
     headers = {k: v.decode() for k, v in envelope.headers()}
     headers.update({

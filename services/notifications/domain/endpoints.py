@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+from shared.events.base import EventPayload
+from shared.events.notifications import WebhookEndpointDisabled
 
 
 class Refused(ValueError):
@@ -99,3 +102,56 @@ class DisablePolicy:
         if health.failing_since is not None and now - health.failing_since >= self.after:
             return f"every attempt since {health.failing_since.isoformat(timespec='seconds')} failed"
         return None
+
+
+@dataclass(eq=False)
+class WebhookEndpoint:
+    """A registered webhook URL. The secret is kept (we sign with it) but shown only when created.
+
+    Records `webhook_endpoint.disabled` in `events` when it is switched off for failing."""
+    id: str
+    org: str
+    url: str
+    secret: str
+    created_by: str
+    created_at: dt.datetime
+    description: str | None = None
+    status: str = "active"             # active | disabled
+    failing_since: dt.datetime | None = None
+    failed_deliveries: int = 0
+    disabled_at: dt.datetime | None = None
+    disabled_reason: str | None = None
+    events: list[EventPayload] = field(default_factory=list, repr=False)
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
+
+    @property
+    def health(self) -> EndpointHealth:
+        return EndpointHealth(self.failing_since, self.failed_deliveries)
+
+    def after_delivery_status(self, status: str, now: dt.datetime, policy: DisablePolicy) -> str | None:
+        """Track how a delivery to it went (`delivered`, `pending` again, `failed`); the reason
+        if that got it disabled just now, else None."""
+        if status == "delivered":
+            health = self.health.after_success()
+        elif status == "failed":
+            health = self.health.after_failed_delivery(now)
+        else:
+            health = self.health.after_failed_attempt(now)
+        self.failing_since, self.failed_deliveries = health.failing_since, health.failed_deliveries
+        reason = policy.reason(health, now)
+        if self.active and reason:
+            self.disable(reason, now)
+            return reason
+        return None
+
+    def disable(self, reason: str, now: dt.datetime) -> None:
+        self.status, self.disabled_at, self.disabled_reason = "disabled", now, reason[:500]
+        self.events.append(WebhookEndpointDisabled(org=self.org, endpoint_id=self.id, url=self.url, reason=reason,
+                                                   disabled_at=now))
+
+    def enable(self) -> None:
+        self.status, self.disabled_at, self.disabled_reason = "active", None, None
+        self.failing_since, self.failed_deliveries = None, 0
