@@ -10,6 +10,8 @@ Every effect is counted: each note exactly once in each consumer, nothing left u
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from shared.broker import EmbeddedBroker, free_port
 from shared.service import Runtime
 from tests.helpers import wait_until
@@ -22,8 +24,7 @@ def test_a_broker_restart_under_writes_heals_itself_with_every_effect_once(make_
     broker = EmbeddedBroker(port, tmp_path / "broker.log").start()
     prod = runtime(producer_spec(), make_settings, kafka_bootstrap=broker.bootstrap)
     running = runtime(consumer_spec(), make_settings, kafka_bootstrap=broker.bootstrap)
-    late_settings = make_settings("consumer", migrate_on_start=False, kafka_bootstrap=broker.bootstrap,
-                                  topic_prefix=prod.settings.topic_prefix)
+    late_settings = make_settings("late-consumer", migrate_on_start=False, kafka_bootstrap=broker.bootstrap)
     late = None
     try:
         before = [write_note(prod, f"before-{i}") for i in range(10)]
@@ -39,7 +40,7 @@ def test_a_broker_restart_under_writes_heals_itself_with_every_effect_once(make_
         everything = sorted([*before, *during, *after])
         wait_until(lambda: unpublished(prod) == 0, 60, message="the relay published the backlog")
         wait_until(lambda: len(effects(running)) >= 20, 60, message="the running consumer resumed")
-        late = Runtime(consumer_spec(), late_settings)     # a service that was down through it all
+        late = Runtime(replace(consumer_spec(), name="late-consumer"), late_settings)   # down through it all
         late.start()
         wait_until(lambda: len(effects(late)) >= 20, 60, message="the late consumer got everything")
         wait_until(lambda: unpublished(prod) == 0, 30, message="nothing left behind")
