@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from pydantic import ValidationError
@@ -302,6 +302,7 @@ class OutboxRelay(_Loop):
 
 
 Handler = Callable[[Envelope, UnitOfWork], None]
+BatchHandler = Callable[[list[Envelope], UnitOfWork], None]
 
 
 @dataclass
@@ -311,6 +312,9 @@ class Subscription:
     topics: tuple[str, ...]
     handlers: dict[str, Handler]
     strict_topics: tuple[str, ...] = ()
+    # Types applied a run at a time (`handler(envelopes, uow)`, in partition order): bulk work such as
+    # a feed's tickets. A type here needs no entry in `handlers`.
+    batch_handlers: dict[str, "BatchHandler"] = field(default_factory=dict)
 
 
 class Transient(Exception):
@@ -426,12 +430,15 @@ class EventConsumer(_Loop):
         outcomes: list[tuple] = []
         with self.uow_factory() as uow:
             seen = self._seen(uow, [e.id for _, e in readable])
+            fresh = []
             for message, envelope in readable:
                 if envelope.id in seen:
                     outcomes.append((message, envelope, "duplicate", None))
-                    continue
-                seen.add(envelope.id)
-                outcomes.append((message, envelope, *self._apply(uow, message, envelope)))
+                else:
+                    seen.add(envelope.id)
+                    fresh.append((message, envelope))
+            for run in self._runs(fresh):
+                outcomes.extend(self._apply_run(uow, run))
             try:
                 uow.commit()
             except IntegrityError:
@@ -451,6 +458,49 @@ class EventConsumer(_Loop):
             if outcome == "processed" and self.after_effect is not None:
                 self.after_effect(envelope)
 
+    def _runs(self, fresh: list[tuple]) -> list[list[tuple]]:
+        """Consecutive messages of one type that has a batch handler go together; the others alone.
+        Runs follow the partition's order, so the events of one key keep theirs."""
+        runs: list[list[tuple]] = []
+        batched = self.subscription.batch_handlers
+        for item in fresh:
+            kind = item[1].type
+            if runs and kind in batched and runs[-1][0][1].type == kind:
+                runs[-1].append(item)
+            else:
+                runs.append([item])
+        return runs
+
+    def _apply_run(self, uow: UnitOfWork, run: list[tuple]) -> list[tuple]:
+        """A run through its batch handler in one savepoint. If it fails, it is split in halves and each
+        half tried again (bisection), so one poison message costs log2(n) tries and never its neighbours."""
+        kind = run[0][1].type
+        if kind not in self.subscription.batch_handlers:
+            message, envelope = run[0]
+            handler = self.subscription.handlers[kind]
+            return [(message, envelope, *self._apply(uow, envelope, lambda: handler(envelope, uow)))]
+        batch_handler = self.subscription.batch_handlers[kind]
+        if len(run) == 1:
+            message, envelope = run[0]
+            return [(message, envelope, *self._apply(uow, envelope, lambda: batch_handler([envelope], uow)))]
+        envelopes = [e for _, e in run]
+        try:
+            with uow:
+                self._record_in_inbox(uow, envelopes)
+                batch_handler(envelopes, uow)
+                uow.commit()
+            return [(m, e, "processed", None) for m, e in run]
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            log.info("batch of %d %s failed (%s); splitting it", len(run), kind, exc)
+            middle = len(run) // 2
+            return self._apply_run(uow, run[:middle]) + self._apply_run(uow, run[middle:])
+
+    def _record_in_inbox(self, uow: UnitOfWork, envelopes: list[Envelope]) -> None:
+        uow.session.execute(insert(self.inbox), [dict(consumer=self.group_id, event_id=e.id, event_type=e.type,
+                                                      processed_at=utcnow()) for e in envelopes])
+
     def _read(self, message) -> Envelope | None:
         """The message's envelope, validated against its event model; None when there is nothing to do."""
         try:
@@ -458,7 +508,7 @@ class EventConsumer(_Loop):
         except MalformedEvent as exc:
             self._dead_letter(message, exc, attempts=0)
             return None
-        if self.subscription.handlers.get(envelope.type) is None:
+        if envelope.type not in self.subscription.handlers and envelope.type not in self.subscription.batch_handlers:
             if envelope.topic in self.subscription.strict_topics:
                 # A feed's record of a type nobody reads is a mistake of the feed, not a newer event.
                 self._dead_letter(message, MalformedEvent(f"unknown event type {envelope.type!r} on "
@@ -483,18 +533,15 @@ class EventConsumer(_Loop):
         return set(uow.session.scalars(select(inbox.c.event_id).where(
             inbox.c.consumer == self.group_id, inbox.c.event_id.in_(ids))))
 
-    def _apply(self, uow: UnitOfWork, message, envelope: Envelope) -> tuple[str, BaseException | None]:
-        """The message's inbox row and effect in a savepoint, tried up to `max_attempts` times."""
-        handler = self.subscription.handlers[envelope.type]
+    def _apply(self, uow: UnitOfWork, envelope: Envelope, act: Callable[[], None]) -> tuple[str, BaseException | None]:
+        """One message's inbox row and effect in a savepoint, tried up to `max_attempts` times."""
         token = request_id_var.set(envelope.request_id)
         try:
             for attempt in range(1, self.max_attempts + 1):
                 try:
                     with uow:
-                        uow.session.execute(insert(self.inbox).values(
-                            consumer=self.group_id, event_id=envelope.id, event_type=envelope.type,
-                            processed_at=utcnow()))
-                        handler(envelope, uow)
+                        self._record_in_inbox(uow, [envelope])
+                        act()
                         uow.commit()
                     return "processed", None
                 except Exception as exc:

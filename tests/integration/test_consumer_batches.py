@@ -145,3 +145,41 @@ def test_a_payload_its_schema_refuses_is_dead_lettered_before_any_handler(servic
     wait_until(lambda: _sample(cons, "qiyue_events_consumed_total", outcome="skipped") >= 1, 20,
                message="the unknown type on the service topic skipped")
     assert texts(cons) == []
+
+
+def test_a_batch_handler_gets_runs_and_a_poison_message_in_a_run_is_bisected_out(make_settings, broker,
+                                                                                  topic_prefix):
+    md = with_bookkeeping(MetaData())
+    effects = Table("effects", md, Column("n", Integer, primary_key=True, autoincrement=True),
+                    Column("text", String(40)))
+    runs: list[int] = []
+
+    def on_notes(envelopes: list[Envelope], uow) -> None:
+        notes = [e.payload(NoteWritten) for e in envelopes]
+        runs.append(len(notes))
+        if any(n.text == "poison" for n in notes):
+            raise ValueError("a run holding the poison note fails whole")
+        uow.session.execute(insert(effects), [{"text": n.text} for n in notes])
+
+    spec = ServiceSpec(name="bulk", metadata=md, migrations_dir=Path("."), routers=[],
+                       subscription=Subscription((TOPIC,), {}, batch_handlers={NoteWritten.event_type: on_notes}),
+                       on_start=lambda rt: md.create_all(rt.db.writer))
+    prod = runtime(producer_spec(), make_settings)
+    bulk = runtime(spec, make_settings)
+    try:
+        wait_until(lambda: bulk.consumer.ready.is_set(), 30, message="consumer assigned")
+        batch = [f"n{i}" for i in range(7)] + ["poison"] + [f"n{i}" for i in range(7, 15)]
+        write_notes(prod, "k-" + uuid.uuid4().hex[:6], batch)
+
+        def stored() -> list[str]:
+            with bulk.db.read_session() as s:
+                return [r.text for r in s.execute(select(effects.c.text).order_by(effects.c.n))]
+        wait_until(lambda: len(stored()) == 15, 40, message="the fifteen good notes")
+        assert stored() == [t for t in batch if t != "poison"]
+        assert max(runs) > 1                                  # the handler really got runs
+        [letter] = dead_letters(broker, topic_prefix + TOPIC, 1)
+        assert letter["dlq_error_type"] == "ValueError"
+        assert _sample(bulk, "qiyue_events_dead_lettered_total") == 1
+    finally:
+        bulk.stop()
+        prod.stop()
