@@ -581,13 +581,14 @@ class EventConsumer(_Loop):
 
     def _watch_broker(self) -> None:
         """After a topic was recreated (a broker that lost its data, or a topic deleted and made
-        again), read its partitions from the committed offsets, or from the start when there are none,
-        instead of the in-memory position: a position past a recreated log would skip its events.
+        again), start a new client: the old one keeps fetching by the old topic id and in-memory
+        positions past the recreated log, and would never read it. The new client reads from the
+        committed offsets, or from the start when the broker has none.
 
-        The consumer is never closed for this. A broker that restarted has forgotten the group, so
-        the client rejoins by itself (its member is unknown there); closing it as well sent a
-        LeaveGroup in the middle of that join, which left the memory-only broker with a member that
-        never answers, and the group never settled again.
+        The old client is dropped without a LeaveGroup. It is rejoining the group by itself (a broker
+        that restarted forgot the group), and a LeaveGroup in the middle of that join left the
+        memory-only broker with a member that never answered, so the group never settled again; a
+        member that just goes silent is expired after the session timeout like a crashed replica.
         """
         now = time.monotonic()
         if now < self._next_probe or self._consumer is None:
@@ -596,16 +597,9 @@ class EventConsumer(_Loop):
         ids = self._topic_ids(self._consumer)
         recreated = {t for t, i in ids.items() if self._known_topic_ids.get(t) not in (None, i)}
         self._known_topic_ids.update(ids)
-        if not recreated:
-            return
-        log.warning("consumer %s: %s recreated; reading them from their committed offsets",
-                    self.group_id, ", ".join(sorted(recreated)))
-        for tp in self._consumer.assignment():
-            if tp.topic in recreated:
-                try:
-                    self._consumer.seek(tp, self._consumer.committed(tp) or 0)
-                except Exception as exc:     # the assignment is changing: the rejoin sets positions anew
-                    log.info("consumer %s: %s[%d] not repositioned (%s)", self.group_id, tp.topic, tp.partition, exc)
+        if recreated:
+            log.warning("consumer %s: %s recreated; starting a new client", self.group_id, ", ".join(sorted(recreated)))
+            self._close(leave=False)
 
     @staticmethod
     def _topic_ids(consumer: KafkaConsumer) -> dict:
@@ -643,10 +637,12 @@ class EventConsumer(_Loop):
                 client_id=f"{self.group_id}-{random.randrange(1 << 30)}")
         return self._consumer
 
-    def _close(self) -> None:
+    def _close(self, leave: bool = True) -> None:
         self._known_topic_ids.clear()
         if self._consumer is not None:
             try:
+                if not leave:   # forget our membership so close() sends no LeaveGroup (see _watch_broker)
+                    self._consumer._coordinator.reset_generation()
                 self._consumer.close(autocommit=False)
             except Exception:
                 pass
