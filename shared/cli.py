@@ -6,6 +6,7 @@
   qiyue migrate --service payments             apply migrations (production: a one-shot step)
   qiyue makemigration --service sla -m "..."   autogenerate a migration from the models
   qiyue replay --service contracts --since 2026-11-01T00:00:00Z   republish from the outbox
+  qiyue dlq redrive --service payments         send the service's dead letters back, once each
   qiyue asyncapi                               regenerate docs/asyncapi.yaml
 """
 from __future__ import annotations
@@ -86,6 +87,19 @@ def cmd_replay(args) -> int:
     return 0
 
 
+def cmd_dlq_redrive(args) -> int:
+    from shared.dead_letters import redrive
+
+    spec, settings = load_spec(args.service), settings_for(args.service)
+    if spec.subscription is None:
+        print(f"{args.service} consumes nothing")
+        return 0
+    topics = [settings.topic_prefix + t for t in (args.topic or spec.subscription.topics)]
+    count = redrive(settings.kafka_bootstrap, settings.topic_prefix + args.service, topics, limit=args.limit)
+    print(f"{args.service}: sent back {count} dead letters")
+    return 0
+
+
 def cmd_asyncapi(args) -> int:
     from shared import asyncapi
 
@@ -144,6 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--service", required=True, choices=SERVICES)
     p.add_argument("--since", required=True, help="ISO 8601 instant, e.g. 2026-11-01T00:00:00Z")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("dlq", help="dead letters")
+    dlq_commands = p.add_subparsers(dest="dlq_command", required=True)
+    p = dlq_commands.add_parser("redrive", help="send a service's dead letters back to their topics, once each")
+    p.add_argument("--service", required=True, choices=SERVICES)
+    p.add_argument("--topic", action="append", help="only this consumed topic (repeatable)")
+    p.add_argument("--limit", type=int, default=10_000)
+    p.set_defaults(func=cmd_dlq_redrive)
 
     p = sub.add_parser("asyncapi", help="regenerate docs/asyncapi.yaml from the event models")
     p.set_defaults(func=cmd_asyncapi)

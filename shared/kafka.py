@@ -189,28 +189,62 @@ class OutboxRelay(_Loop):
             self.wait(delay)
 
     def publish_pending(self) -> int:
+        """Publish the oldest unsent rows; returns how many were settled (sent or parked).
+
+        Rows the broker took are marked sent up to the first one that failed for a passing reason
+        (the broker away): that one and the rest wait for the next try, in order. A row refused for
+        good (too large, an invalid topic: a non-retriable error) is parked instead, with its reason,
+        so it neither blocks the rows behind it nor republishes its batch-mates on every retry.
+        """
         t = self.outbox
         with self.db.read_session() as s:
-            rows = s.execute(select(t).where(t.c.published_at.is_(None)).order_by(t.c.id).limit(self.batch_size)).all()
+            rows = s.execute(select(t).where(t.c.published_at.is_(None), t.c.parked_at.is_(None))
+                             .order_by(t.c.id).limit(self.batch_size)).all()
         if not rows:
-            self.metrics.outbox_backlog.set(0)
+            self._update_backlog()
             return 0
         if self._ensure_topics({r.topic for r in rows}):
             return self.batch_size      # older rows were marked unsent: start again from the oldest
         producer = self._get_producer()
-        futures = [producer.send(self.prefix + r.topic, key=r.key.encode(), value=r.payload.encode(),
-                                 headers=[(k, v.encode()) for k, v in r.headers.items()]) for r in rows]
-        producer.flush(timeout=15)
-        for future in futures:
-            future.get(timeout=15)  # raises if the broker did not take it: nothing is marked sent
-        with self.db.writer.begin() as conn:
-            conn.execute(update(t).where(t.c.id.in_([r.id for r in rows])).values(published_at=utcnow()))
+        pending = []
         for r in rows:
+            try:
+                pending.append((r, producer.send(self.prefix + r.topic, key=r.key.encode(), value=r.payload.encode(),
+                                                 headers=[(k, v.encode()) for k, v in r.headers.items()])))
+            except KafkaError as exc:      # refused before it left (e.g. larger than the producer may send)
+                pending.append((r, exc))
+        producer.flush(timeout=15)
+        sent, parked, passing = self._settle(pending)
+        with self.db.writer.begin() as conn:
+            if sent:
+                conn.execute(update(t).where(t.c.id.in_([r.id for r in sent])).values(published_at=utcnow()))
+            for r, reason in parked:
+                conn.execute(update(t).where(t.c.id == r.id).values(parked_at=utcnow(), park_reason=reason[:2000]))
+        for r in sent:
             self.metrics.produced.labels(r.topic, r.event_type).inc()
+        for r, reason in parked:
+            log.error("outbox relay: parked %s %s (%s): %s", r.event_type, r.event_id, r.topic, reason)
         if self._published_topics is not None:
-            self._published_topics |= {r.topic for r in rows}
+            self._published_topics |= {r.topic for r in sent}
         self._update_backlog()
-        return len(rows)
+        if passing is not None:
+            raise passing               # the tick backs off; the rest is tried again, in order
+        return len(sent) + len(parked)
+
+    @staticmethod
+    def _settle(pending: list) -> tuple[list, list, Exception | None]:
+        sent, parked = [], []
+        for r, outcome in pending:
+            try:
+                if isinstance(outcome, Exception):
+                    raise outcome
+                outcome.get(timeout=15)
+                sent.append(r)
+            except KafkaError as exc:
+                if getattr(exc, "retriable", True):
+                    return sent, parked, exc
+                parked.append((r, f"{type(exc).__name__}: {exc}"))
+        return sent, parked, None
 
     def _republish_what_the_broker_lost(self) -> None:
         """Even with nothing to publish, check now and then that the broker kept what we published."""
@@ -271,7 +305,10 @@ class OutboxRelay(_Loop):
     def _update_backlog(self) -> None:
         t = self.outbox
         with self.db.read_session() as s:
-            self.metrics.outbox_backlog.set(s.scalar(select(func.count()).select_from(t).where(t.c.published_at.is_(None))))
+            waiting = s.execute(select(func.count(), func.count(t.c.parked_at)).select_from(t)
+                                .where(t.c.published_at.is_(None))).one()
+        self.metrics.outbox_backlog.set(waiting[0] - waiting[1])
+        self.metrics.outbox_parked.set(waiting[1])
 
     def _get_producer(self) -> KafkaProducer:
         if self._producer is None:

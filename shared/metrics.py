@@ -17,6 +17,8 @@ class ServiceMetrics:
         self.dead_lettered = Counter("qiyue_events_dead_lettered_total", "Events sent to a dead-letter topic", ["topic"], registry=r)
         self.republished = Counter("qiyue_outbox_republished_total",
                                    "Outbox rows published again because the broker lost them", registry=r)
+        self.outbox_parked = Gauge("qiyue_outbox_parked",
+                                   "Outbox rows the broker refused for good, set aside until retried", registry=r)
         self.outbox_backlog = Gauge("qiyue_outbox_backlog", "Outbox rows not yet published", registry=r)
         self.consumer_lag = Gauge("qiyue_consumer_lag", "Messages behind the end of each partition", ["topic", "partition"], registry=r)
         self.timers_fired = Counter("qiyue_scheduled_jobs_total", "Scheduled job runs that did work", ["job"], registry=r)

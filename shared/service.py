@@ -17,7 +17,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import MetaData, Table
 
-from shared import logs, problems
+from shared import logs, outbox_admin, problems
 from shared.db import Database
 from shared.idempotency import IdempotencyKey, once
 from shared.kafka import EventConsumer, OutboxRelay, Subscription, broker_reachable, ensure_topics
@@ -173,6 +173,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None, start: bool 
     _install_operational_routes(app, runtime)
     for router in spec.routers:
         app.include_router(router)
+    app.include_router(outbox_admin.router)
     return app
 
 

@@ -50,6 +50,10 @@ def bookkeeping_tables(metadata: MetaData) -> dict[str, Table]:
         Column("payload", Text, nullable=False),
         Column("created_at", UtcDateTime(), nullable=False),
         Column("published_at", UtcDateTime(), nullable=True),
+        # A row the broker refuses for good (too large, invalid) is parked: left out of publishing
+        # until someone fixes the cause and retries it, so it never blocks the rows behind it.
+        Column("parked_at", UtcDateTime(), nullable=True),
+        Column("park_reason", Text, nullable=True),
         Index("ix_outbox_unpublished", "published_at", "id"),
         Index("ix_outbox_created", "created_at"),
     )
