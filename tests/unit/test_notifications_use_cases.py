@@ -212,7 +212,7 @@ class FakeWebhooks:
         if "10.0.0." in url:
             raise Refused("10.0.0.7 is a private address")
 
-    def send(self, url, secret, message_id, body):
+    def send(self, url, secret, message_id, body, deadline=None):
         self.calls.append((url, message_id))
         return self.outcome
 
