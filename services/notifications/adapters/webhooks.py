@@ -62,6 +62,7 @@ class WebhookSender:
 
     def send(self, url: str, secret: str, message_id: str, body: bytes, deadline: float | None = None) -> Outcome:
         """One attempt, finished by `deadline` (time.monotonic()) or the webhook timeout, whichever is first."""
+        tls = self.tls if url.lower().startswith("https:") else None     # loading CA certificates is no part of a call
         started = time.monotonic()
         until = started + self.settings.webhook_timeout_s
         until = min(until, deadline) if deadline is not None else until
@@ -71,7 +72,7 @@ class WebhookSender:
             return Outcome(False, error=f"refused: {exc}", refused=True)
         headers = self._headers(host_header, secret, message_id, body)
         try:
-            status, text = self._post(pinned, headers, body, server_name, until)
+            status, text = self._post(pinned, headers, body, server_name, until, tls)
         except Exception as exc:     # timeouts, resets, TLS, protocol errors: this attempt failed, retry later
             return Outcome(False, error=f"{type(exc).__name__}: {exc}"[:1000], duration_ms=_ms(started))
         if 200 <= status < 300:
@@ -84,11 +85,12 @@ class WebhookSender:
                    "content-length": str(len(body)), "user-agent": "Qiyue-Webhooks/1", **signed}
         return [(k.encode("ascii"), v.encode("ascii")) for k, v in headers.items()]
 
-    def _post(self, url: str, headers, body: bytes, server_name: str, until: float) -> tuple[int, str]:
+    def _post(self, url: str, headers, body: bytes, server_name: str, until: float,
+              tls: ssl.SSLContext | None) -> tuple[int, str]:
         """(status, the start of an error body); raises when the deadline passes first."""
         left = _left(until, httpcore.ConnectTimeout)
         timeouts = {"connect": left, "read": left, "write": left, "pool": left}
-        with httpcore.ConnectionPool(ssl_context=self.tls, retries=0, max_connections=1,
+        with httpcore.ConnectionPool(ssl_context=tls, retries=0, max_connections=1,
                                      network_backend=DeadlineBackend(until)) as pool:
             with pool.stream("POST", url, headers=headers, content=body,
                              extensions={"timeout": timeouts, "sni_hostname": server_name}) as response:
