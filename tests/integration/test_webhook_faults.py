@@ -242,7 +242,7 @@ def sender(**overrides) -> WebhookSender:
 def test_an_endless_error_body_is_read_only_up_to_the_cap_then_the_connection_is_closed(faulty):
     server = faulty("endless")
     with ThreadPoolExecutor(1) as pool:
-        call = pool.submit(sender(webhook_timeout_s=30, webhook_max_response_kib=16).send,
+        call = pool.submit(sender(webhook_timeout_s=30).send,
                            server.url(), "whsec_" + "A" * 32, "msg_endless", b"{}")
         wait_until(call.done, 30, message="the call returned")
     outcome = call.result()

@@ -8,7 +8,7 @@ are not followed: a redirect to an internal address would be the same hole.
 
 A call has one total deadline, not a timeout per socket operation: every connect, write and
 read gets only what is left of it, so a server dripping a byte at a time cannot hold the sender
-(and the scheduler lease it runs under). At most `webhook_max_response_kib` of an error body is
+(and the scheduler lease it runs under). At most `MAX_RESPONSE_BYTES` of an error body is
 read; a success is known from its status line, and the rest of the answer is never read.
 """
 from __future__ import annotations
@@ -27,6 +27,7 @@ from services.notifications.domain.attempts import Outcome
 from services.notifications.domain.endpoints import Refused, check_addresses, check_url
 
 Resolver = Callable[[str, int], list[str]]
+MAX_RESPONSE_BYTES = 16 * 1024     # of an error answer: enough for its message, never a receiver's whole page
 
 
 def resolve(host: str, port: int) -> list[str]:
@@ -105,9 +106,7 @@ class WebhookSender:
             self._tls = httpx.create_ssl_context()
         return self._tls
 
-    @property
-    def max_response_bytes(self) -> int:
-        return int(self.settings.webhook_max_response_kib * 1024)
+    max_response_bytes = MAX_RESPONSE_BYTES
 
 
 def _capped(chunks: Iterable[bytes], limit: int) -> bytes:
