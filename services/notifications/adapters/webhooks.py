@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import threading
 import time
 from typing import Callable, Iterable
 from urllib.parse import urlsplit, urlunsplit
@@ -28,6 +29,7 @@ from services.notifications.domain.endpoints import Refused, check_addresses, ch
 
 Resolver = Callable[[str, int], list[str]]
 MAX_RESPONSE_BYTES = 16 * 1024     # of an error answer: enough for its message, never a receiver's whole page
+BACKSTOP_GRACE_S = 0.25            # after the deadline, the socket itself is shut (see DeadlineBackend)
 
 
 def resolve(host: str, port: int) -> list[str]:
@@ -91,14 +93,18 @@ class WebhookSender:
         """(status, the start of an error body); raises when the deadline passes first."""
         left = _left(until, httpcore.ConnectTimeout)
         timeouts = {"connect": left, "read": left, "write": left, "pool": left}
-        with httpcore.ConnectionPool(ssl_context=tls, retries=0, max_connections=1,
-                                     network_backend=DeadlineBackend(until)) as pool:
-            with pool.stream("POST", url, headers=headers, content=body,
-                             extensions={"timeout": timeouts, "sni_hostname": server_name}) as response:
-                if 200 <= response.status < 300:
-                    return response.status, ""      # closed unread: a success needs no body
-                return response.status, _capped(response.iter_stream(), self.max_response_bytes).decode(
-                    "utf-8", "replace")
+        backend = DeadlineBackend(until)
+        try:
+            with httpcore.ConnectionPool(ssl_context=tls, retries=0, max_connections=1,
+                                         network_backend=backend) as pool:
+                with pool.stream("POST", url, headers=headers, content=body,
+                                 extensions={"timeout": timeouts, "sni_hostname": server_name}) as response:
+                    if 200 <= response.status < 300:
+                        return response.status, ""      # closed unread: a success needs no body
+                    return response.status, _capped(response.iter_stream(), self.max_response_bytes).decode(
+                        "utf-8", "replace")
+        finally:
+            backend.disarm()
 
     @property
     def tls(self) -> ssl.SSLContext:
@@ -154,14 +160,33 @@ class DeadlineStream(httpcore.NetworkStream):
 
 
 class DeadlineBackend(httpcore.SyncBackend):
+    """Connections bounded by the deadline, with a backstop: the TLS handshake is several reads
+    under one socket timeout, so shortly after the deadline the socket is shut down, which ends
+    any read still waiting."""
+
     def __init__(self, until: float):
-        self.until = until
+        self.until, self.alarms = until, []
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
         left = _left(self.until, httpcore.ConnectTimeout)
         stream = super().connect_tcp(host, port, left if timeout is None else min(timeout, left), local_address,
                                      socket_options)
+        alarm = threading.Timer(left + BACKSTOP_GRACE_S, _shut, (stream.get_extra_info("socket"),))
+        alarm.daemon = True
+        alarm.start()
+        self.alarms.append(alarm)
         return DeadlineStream(stream, self.until)
+
+    def disarm(self) -> None:
+        for alarm in self.alarms:
+            alarm.cancel()
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass        # closed already
 
 
 def _ms(started: float) -> int:
