@@ -2,7 +2,8 @@
 error body) beside the sender it replaced (an httpx.Client per call, whose timeout applies to
 each socket operation, reading the whole answer), in the same run, against the same servers.
 
-    .venv/bin/python -m bench.webhook_faults     # prints the figures and a table; writes bench/results-webhook-faults.json
+    .venv/bin/python -m bench.webhook_faults     # prints the figures and a table
+                                                 # and writes bench/results-webhook-faults.json
 
 - `drip`: a server sending its answer one byte every 250 ms (2 s timeout): how long one call is held;
 - `endless`: a 500 with a body that never ends (capped here at 64 MiB): time and bytes the server got out;
@@ -124,7 +125,8 @@ def idn_pass(n: int) -> dict:
     figures = {}
     with served(app) as base:
         port = base.rsplit(":", 1)[1]
-        urls = [f"{base}/hook"] * (n // 2) + [f"http://bücher.localhost:{port}/hook"] + [f"{base}/hook"] * (n - n // 2 - 1)
+        healthy = f"{base}/hook"
+        urls = [healthy] * (n // 2) + [f"http://bücher.localhost:{port}/hook"] + [healthy] * (n - n // 2 - 1)
         for name, cls in (("qiyue", WebhookSender), ("per_read_timeout", PerReadTimeoutSender)):
             notifier = Notifier(settings(webhook_timeout_s=5.0))
             notifier.webhooks = cls(notifier.settings, resolver=lambda host, port: ["127.0.0.1"])
