@@ -125,8 +125,8 @@ def idn_pass(n: int) -> dict:
     figures = {}
     with served(app) as base:
         port = base.rsplit(":", 1)[1]
-        healthy = f"{base}/hook"
-        urls = [healthy] * (n // 2) + [f"http://bücher.localhost:{port}/hook"] + [healthy] * (n - n // 2 - 1)
+        receiver = f"{base}/hook"
+        urls = [receiver] * (n // 2) + [f"http://bücher.localhost:{port}/hook"] + [receiver] * (n - n // 2 - 1)
         for name, cls in (("qiyue", WebhookSender), ("per_read_timeout", PerReadTimeoutSender)):
             notifier = Notifier(settings(webhook_timeout_s=5.0))
             notifier.webhooks = cls(notifier.settings, resolver=lambda host, port: ["127.0.0.1"])
