@@ -52,7 +52,8 @@ def build() -> dict:
             "contentType": "application/json",
             "headers": {"$ref": "#/components/schemas/CloudEventHeaders"},
             "payload": {"$ref": f"#/components/schemas/{model.__name__}"},
-            "bindings": {"kafka": {"key": {"type": "string", "description": "contract id"}}},
+            "bindings": {"kafka": {"key": {"type": "string",
+                                           "description": getattr(model, "keyed_by", "contract id")}}},
             "x-schema-version": model.schema_version,
         }
         by_topic.setdefault(model.topic, []).append(name)

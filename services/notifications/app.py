@@ -43,5 +43,6 @@ def create(settings: Settings | None = None, start: bool = True):
     runtime = app.state.runtime
     if runtime.scheduler is not None:
         notifier.wake = runtime.scheduler.wake
+        notifier.lease_ttl_s = runtime.scheduler.lease.ttl.total_seconds()
     app.state.notifier = notifier
     return app

@@ -27,7 +27,7 @@ class NotificationSettings(Settings):
     smtp_timeout_s: float = 10.0
 
     allow_private_webhooks: bool = False      # development and tests only: see domain/endpoints.py
-    webhook_timeout_s: float = 10.0
+    webhook_timeout_s: float = 10.0           # one attempt in all: connect, headers and body
     retry_base_s: float = 5.0
     retry_cap_s: float = 2 * 3600.0
     retry_horizon_s: float = 24 * 3600.0

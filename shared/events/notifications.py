@@ -9,7 +9,7 @@ switched off; the organisation's admins also find it in their in-app inbox.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import ClassVar, Literal
 
 from shared.events.base import EventPayload
 
@@ -48,9 +48,12 @@ class NotificationFailed(_DeliveryOutcome):
 
 
 class WebhookEndpointDisabled(EventPayload):
-    """An endpoint that kept failing was disabled; nothing is sent to it until an admin enables it."""
+    """An endpoint that kept failing was disabled; nothing is sent to it until an admin enables it.
+
+    About no contract: keyed (and `ce_subject`) by the endpoint id, so one endpoint's events keep their order."""
     event_type = "webhook_endpoint.disabled"
     topic = TOPIC
+    keyed_by: ClassVar[str] = "endpoint id"
     org: str
     endpoint_id: str
     url: str
@@ -58,4 +61,5 @@ class WebhookEndpointDisabled(EventPayload):
     disabled_at: dt.datetime
 
     def subject(self) -> str:
+        """The Kafka key: the endpoint id (there is no contract)."""
         return self.endpoint_id

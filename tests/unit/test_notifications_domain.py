@@ -18,6 +18,9 @@ from services.notifications.domain.events import ContractFacts, EventFacts, cont
 from services.notifications.domain.messages import format_amount, message_context
 from services.notifications.domain.schedule import QuietHours, RetryPolicy, next_digest
 from services.notifications.domain.subscriptions import Recipient, Subscription, subscriptions_for
+from shared import asyncapi
+from shared.envelope import Envelope
+from shared.events.notifications import WebhookEndpointDisabled
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 NOW = dt.datetime(2026, 11, 23, 14, 0, tzinfo=SHANGHAI)       # a Monday afternoon in Shanghai
@@ -223,3 +226,29 @@ def test_only_contract_events_and_terms_name_the_contract_title():
     assert contract_facts_in("contract.signed", {"contract_id": "c-1", "terms": {"title": "T", "currency": "CNY"}}) \
         == ContractFacts("c-1", "T", None, "CNY")
     assert contract_facts_in("change_request.overdue", {"contract_id": "c-1", "title": "增加报表模块"}) is None
+
+
+def test_webhook_endpoint_disabled_is_keyed_by_its_endpoint_and_documented_so():
+    disabled = WebhookEndpointDisabled(org="acme", endpoint_id="ep-1", url="https://hooks.partner.cn/q",
+                                       reason="5 deliveries in a row failed", disabled_at=dt.datetime(2026, 11, 23))
+    assert Envelope.new(disabled, "/qiyue/notifications").key() == b"ep-1"
+    message = asyncapi.build()["components"]["messages"]["webhook_endpoint_disabled"]
+    assert message["bindings"]["kafka"]["key"]["description"] == "endpoint id"
+    assert asyncapi.build()["components"]["messages"]["notification_failed"]["bindings"]["kafka"]["key"][
+        "description"] == "contract id"
+
+
+@pytest.mark.parametrize("url, host", [
+    ("https://bücher.example/hook", "xn--bcher-kva.example"),
+    ("https://例え.テスト:8443/hook", "xn--r8jz45g.xn--zckzah"),
+    ("https://FAß.de/hook", "xn--fa-hia.de"),             # UTS #46, as browsers: ß stays (no "fass.de")
+    ("https://hooks.partner.cn/hook", "hooks.partner.cn"),
+])
+def test_an_international_host_name_is_called_by_its_ascii_form(url, host):
+    assert check_url(url, production=True) == host
+
+
+@pytest.mark.parametrize("url", ["https://☃.example/hook", "https://a\u200db.example/hook"])
+def test_a_host_name_with_no_ascii_form_is_refused(url):
+    with pytest.raises(Refused, match="not a valid international host name"):
+        check_url(url, production=True)

@@ -14,6 +14,7 @@ from services.notifications.adapters.notifier import Notifier
 from services.notifications.adapters.repository import subscription_of
 from services.notifications.domain.attempts import Outcome
 from services.notifications.domain.endpoints import Refused, WebhookEndpoint
+from services.notifications.service_layer import sending
 from services.notifications.settings import NotificationSettings
 from shared.envelope import Envelope
 from shared.errors import Conflict, Invalid, NotFound
@@ -212,7 +213,7 @@ class FakeWebhooks:
         if "10.0.0." in url:
             raise Refused("10.0.0.7 is a private address")
 
-    def send(self, url, secret, message_id, body):
+    def send(self, url, secret, message_id, body, deadline=None):
         self.calls.append((url, message_id))
         return self.outcome
 
@@ -240,8 +241,8 @@ def subscribe(uow, *, kind="email", target="cfo@client.com", event_types=("payme
         created_at=extra.get("created_at", NOW), updated_at=NOW)
 
 
-def endpoint(uow, status="active"):
-    e = WebhookEndpoint(id=new_id(), org="acme", url="https://hooks.partner.cn/q", secret="whsec_x",
+def endpoint(uow, status="active", url="https://hooks.partner.cn/q"):
+    e = WebhookEndpoint(id=new_id(), org="acme", url=url, secret="whsec_x",
                         created_by="admin-1", created_at=NOW, status=status)
     uow.endpoints.add(e)
     return e
@@ -380,6 +381,84 @@ def test_deliveries_to_a_disabled_endpoint_fail_as_refused_without_a_call(uow, n
     delivery, = uow.deliveries.stored.values()
     assert delivery.status == "failed" and notifier.webhooks.calls == []
     assert uow.endpoints.stored[hook.id].failed_deliveries == 0        # not counted against it
+
+
+class RaisingFor(FakeWebhooks):
+    """A sender with a bug for one URL: it raises what httpx raised for an IDN host name."""
+
+    def __init__(self, url):
+        super().__init__()
+        self.bad = url
+
+    def send(self, url, secret, message_id, body, deadline=None):
+        if url == self.bad:
+            raise UnicodeEncodeError("ascii", "bücher.example", 1, 2, "ordinal not in range(128)")
+        return super().send(url, secret, message_id, body, deadline)
+
+
+def test_a_send_that_raises_fails_that_attempt_only_and_the_pass_goes_on(uow, notifier):
+    bad, good = endpoint(uow, url="https://bücher.example/q"), endpoint(uow)
+    for hook in (bad, good):
+        subscribe(uow, kind="webhook", target=hook.id)
+    subscribe(uow)
+    service_layer.fan_out(notifier, uow, overdue())
+    notifier.webhooks = RaisingFor(bad.url)
+
+    sent, _ = service_layer.send_due(notifier, lambda: uow, NOW)
+
+    assert sent == 3 and len(notifier.mail.sent) == 1 and len(notifier.webhooks.calls) == 1
+    by_recipient = {d.recipient: d for d in uow.deliveries.stored.values()}
+    assert by_recipient[good.id].status == by_recipient["cfo@client.com"].status == "delivered"
+    retried = by_recipient[bad.id]
+    assert retried.status == "pending" and retried.attempts == 1 and "UnicodeEncodeError" in retried.last_error
+
+
+def test_a_delivery_that_cannot_be_recorded_keeps_its_claim_and_the_others_are_recorded(uow, notifier):
+    first, second = endpoint(uow), endpoint(uow)
+    for hook in (first, second):
+        subscribe(uow, kind="webhook", target=hook.id)
+    service_layer.fan_out(notifier, uow, overdue())
+    stuck = next(d for d in uow.deliveries.stored.values() if d.recipient == first.id)
+    save = uow.deliveries.save
+
+    def failing_save(delivery):
+        if delivery.id == stuck.id:
+            raise RuntimeError("the row is locked")
+        save(delivery)
+    uow.deliveries.save = failing_save
+
+    service_layer.send_due(notifier, lambda: uow, NOW)
+
+    statuses = {d.recipient: d.status for d in uow.deliveries.stored.values()}
+    assert statuses == {first.id: "sending", second.id: "delivered"}
+
+
+def test_the_send_pass_starts_nothing_late_ends_every_call_in_the_lease_and_gives_back_the_rest(
+        uow, notifier, monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr(sending, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    deadlines = []
+
+    class Slow(FakeWebhooks):
+        def send(self, url, secret, message_id, body, deadline=None):
+            deadlines.append(deadline)
+            clock[0] += 0.3                      # each call takes 0.3 s of a 1 s lease
+            return super().send(url, secret, message_id, body, deadline)
+    notifier.webhooks, notifier.lease_ttl_s = Slow(), 1.0
+    notifier.settings.send_concurrency = 1
+    hook = endpoint(uow)
+    subscribe(uow, kind="webhook", target=hook.id, event_types=("payment.due",))
+    for key in ("a", "b", "c", "d"):
+        service_layer.fan_out(notifier, uow, due(key))
+
+    claimed, next_due = service_layer.send_due(notifier, lambda: uow, NOW)
+
+    # Sends end by 0.8 s (a fifth of the lease is kept for settling); none starts after 0.4 s (half of that).
+    assert claimed == 4 and deadlines == [100.8, 100.8]
+    stored = sorted(uow.deliveries.stored.values(), key=lambda d: d.status)
+    assert [(d.status, d.attempts) for d in stored] == [("delivered", 1)] * 2 + [("pending", 0)] * 2
+    assert all(d.next_attempt_at == NOW for d in stored[2:]) and next_due == NOW
+    assert all(uow.deliveries.attempts[d.id] == [] for d in stored[2:])
 
 
 # --- redelivery --------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ class Notifier:
         self._settings = settings
         self.random: Callable[[], float] = random.random
         self.wake: Callable[[], None] = lambda: None     # the scheduler's, once running
+        self.lease_ttl_s: float | None = None             # the scheduler lease's, which a send pass keeps inside
 
     @cached_property
     def settings(self) -> NotificationSettings:

@@ -1,7 +1,7 @@
 """A delivery: one event to one recipient through one channel, and how each attempt went.
 
     pending (waits for `next_attempt_at`) -> sending (claimed until `next_attempt_at`) ->
-    delivered | pending again (retry) | failed (for good; dead-lettered).
+    delivered | pending again (retry, or released unsent) | failed (for good; dead-lettered).
 
 The aggregate records `notification.delivered` / `notification.failed` in `events` and the
 attempts it made in `new_attempts`; the unit of work writes both with its state.
@@ -86,6 +86,10 @@ class Delivery:
             self.failed_at = now
             self.events.append(self._outcome(NotificationFailed, failed_at=now, error=outcome.error))
         return settlement.status
+
+    def release(self, now: dt.datetime) -> None:
+        """Give back a claim the send pass had no time to use: due again at once, no attempt counted."""
+        self.status, self.next_attempt_at = "pending", now
 
     def redeliver(self, now: dt.datetime, endpoint_active: bool = True) -> None:
         """Send again: the attempts go on in the same log, with a fresh retry horizon."""

@@ -13,6 +13,8 @@ import ipaddress
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import idna
+
 from shared.events.base import EventPayload
 from shared.events.notifications import WebhookEndpointDisabled
 
@@ -40,7 +42,18 @@ def check_url(url: str, *, production: bool) -> str:
         raise Refused("a fragment is never sent; remove it")
     if port == 0:
         raise Refused("port 0 is not a port")
-    return parts.hostname
+    return ascii_host(parts.hostname)
+
+
+def ascii_host(host: str) -> str:
+    """The host as it goes on the wire: an internationalised name in its IDNA A-label form
+    (`bücher.example` -> `xn--bcher-kva.example`, as browsers map it, UTS #46); Refused if it has none."""
+    if host.isascii():
+        return host
+    try:
+        return idna.encode(host, uts46=True).decode("ascii")
+    except UnicodeError as exc:          # idna.IDNAError is one
+        raise Refused(f"{host} is not a valid international host name: {exc}") from None
 
 
 def address_refusal(address: str) -> str | None:
