@@ -11,7 +11,8 @@ import datetime as dt
 from decimal import Decimal
 
 from services.payments.adapters import csv_export, ical
-from services.payments.adapters.repository import FeedRepository, InvoiceRepository, ScheduleRepository
+from services.payments.adapters.repository import (FeedRepository, InvoiceRepository, ReceivablesRepository,
+                                                   ScheduleRepository)
 from services.payments.adapters.tables import InvoiceRow, ScheduleRow
 from services.payments.domain import reports
 from services.payments.domain.calendar_feeds import CalendarFeed, hash_token
@@ -73,25 +74,40 @@ def invoice_of(db: Database, org: str, invoice_id: str) -> dict:
     return invoice_row_view(row)
 
 
-def _all_schedules(db: Database, org: str) -> list[PaymentSchedule]:
+
+def aging_report(db: Database, org: str, as_of: dt.date) -> AgingReport:
+    """Summed in SQL per contract and bucket (reports.aging_from_sums)."""
     with db.read_session() as session:
-        return ScheduleRepository(session).all_of(org)
+        sums = ReceivablesRepository(session).aging_sums(org, reports.aging_cutoffs(as_of))
+    return reports.aging_from_sums(sums, as_of)
+
+
+def cash_flow_report(db: Database, org: str, today: dt.date, months: int) -> list[ForecastLine]:
+    """Summed in SQL by due date or by what the due date is expected from (reports.cash_flow_from_sums);
+    only a contract with a chain of tranches following untriggered ones is loaded whole."""
+    with db.read_session() as session:
+        receivables = ReceivablesRepository(session)
+        dated = receivables.dated_sums(org)
+        undated, chained = receivables.undated_sums(org, today)
+        whole = receivables.schedules(org, chained)
+    return reports.cash_flow_from_sums(dated, undated, today, months, whole,
+                                       frozenset(i for ids in chained.values() for i in ids))
 
 
 def aging_of(db: Database, org: str, as_of: dt.date) -> dict:
-    return aging_view(reports.aging(_all_schedules(db, org), as_of))
+    return aging_view(aging_report(db, org, as_of))
 
 
 def aging_csv_of(db: Database, org: str, as_of: dt.date) -> bytes:
-    return csv_export.aging_csv(reports.aging(_all_schedules(db, org), as_of))
+    return csv_export.aging_csv(aging_report(db, org, as_of))
 
 
 def cash_flow_of(db: Database, org: str, today: dt.date, months: int) -> dict:
-    return forecast_view(reports.cash_flow(_all_schedules(db, org), today, months), today, months)
+    return forecast_view(cash_flow_report(db, org, today, months), today, months)
 
 
 def cash_flow_csv_of(db: Database, org: str, today: dt.date, months: int) -> bytes:
-    return csv_export.cash_flow_csv(reports.cash_flow(_all_schedules(db, org), today, months))
+    return csv_export.cash_flow_csv(cash_flow_report(db, org, today, months))
 
 
 def feeds_of(db: Database, org: str, owner: str) -> dict:

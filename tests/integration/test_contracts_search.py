@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 
+import pytest
+
 from tests.helpers import auth
 
 LEGAL, VIEWER, OTHER_ORG = auth("legal", sub="legal-zhang"), auth("viewer"), auth("viewer", org="other-org")
@@ -94,3 +96,52 @@ def test_bad_filters_are_422_naming_the_parameter(backend, start_service):
         assert response.status_code == 422, (params, response.text)
         assert response.headers["content-type"].startswith(PROBLEM)
         assert name in {e.get("parameter", "").split(".")[0] for e in response.json()["errors"]}, response.text
+
+
+def test_short_chinese_terms_and_party_names(backend, start_service):
+    """Two- and three-character Chinese terms, a party's name, and bigrams that are all there
+    without the term being there (the index narrows, LIKE decides)."""
+    client = start_service("contracts")
+    draft_all(client)
+    assert numbers(client, q="声远") == ["CC-1"]                 # two characters: the vendor
+    assert numbers(client, q="禾链") == ["LO-1", "CC-1"]         # a project and a client
+    assert numbers(client, q="远景制") == ["LO-1"]               # three characters
+    assert numbers(client, q="上海澜") == ["SD-1"]
+    assert numbers(client, q="北京远景制造有限公司") == ["LO-1"]   # a party's whole name
+    assert numbers(client, counterparty="远景") == ["LO-1"]
+    assert numbers(client, q="应链供") == []                     # 应链 and 链供 are in 禾链供应链; 应链供 is not
+    assert numbers(client, q="禾") == ["LO-1", "CC-1"]           # one character: no bigram, still found
+    assert numbers(client, q="禾链", kind="call_centre") == ["CC-1"]
+    page = client.get("/v1/contracts", params={"q": "禾链", "limit": 1}, headers=VIEWER).json()
+    rest = client.get("/v1/contracts", params={"q": "禾链", "cursor": page["next_cursor"]}, headers=VIEWER).json()
+    assert [i["number"] for i in page["items"] + rest["items"]] == ["LO-1", "CC-1"]
+
+
+def test_postgres_serves_a_two_character_term_from_the_bigram_index(backend, start_service):
+    """Among 5,000 other contracts, PostgreSQL plans a rare 2-character term through
+    ix_contracts_search_grams rather than reading the organisation's contracts one by one.
+    The filler rows live in a transaction rolled back at the end."""
+    if backend != "postgres":
+        pytest.skip("SQLite scans; the bigram index is PostgreSQL's")
+    from sqlalchemy import MetaData, text
+
+    from services.contracts.adapters.repository import ContractFilter, search_query
+
+    client = start_service("contracts")
+    ids = draft_all(client)
+    query = search_query("acme", ContractFilter(text="声远"), None, 51, postgres=True)
+    engine = client.app.state.runtime.db.reader
+    sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
+    with engine.connect() as conn, conn.begin() as transaction:
+        metadata = MetaData()
+        metadata.reflect(conn, only=["contracts"])
+        copied = {c.name: f"c.{c.name}" for c in metadata.tables["contracts"].columns} | {
+            "id": "'filler-' || g", "number": "'F-' || g", "search_text": "'filler ' || g",
+            "search_grams": "'{fi,il,ll,le,er}'"}
+        conn.execute(text(f"INSERT INTO contracts ({', '.join(copied)}) SELECT {', '.join(copied.values())} "
+                          "FROM contracts c CROSS JOIN generate_series(1, 5000) g WHERE c.id = :seed"),
+                     {"seed": ids["SD-1"]})
+        conn.execute(text("ANALYZE contracts"))
+        plan = "\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + sql))
+        transaction.rollback()
+    assert "ix_contracts_search_grams" in plan, plan

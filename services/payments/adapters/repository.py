@@ -13,9 +13,9 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from services.payments.adapters.tables import (CalendarFeedRow, CreditApplicationRow, CreditNoteRow,
                                                CreditWithdrawalRow, InvoiceCounterRow, InvoiceRow, MilestoneReviewRow,
@@ -25,8 +25,10 @@ from services.payments.domain.due_dates import DueTerm
 from services.payments.domain.late_fees import LateFeeRule, LateFeeTerms
 from services.payments.domain.ledger import CreditApplication, CreditNote, CreditWithdrawal, Invoice, Payment
 from services.payments.domain.milestones import Milestone, MilestoneReview
+from services.payments.domain.reports import AgingSum, DatedSum, UndatedSum
 from services.payments.domain.schedule import PaymentSchedule
-from services.payments.domain.tranches import LateFeeBooking, PaymentTranche, StatusChange, Trigger
+from services.payments.domain.tranches import (CLOSED, PAYABLE, LateFeeBooking, PaymentTranche, StatusChange,
+                                               Trigger)
 from shared.scheduler import claim
 
 
@@ -358,3 +360,87 @@ def _feed(r: CalendarFeedRow) -> CalendarFeed:
 def _feed_values(f: CalendarFeed) -> dict:
     return dict(id=f.id, org=f.org, owner=f.owner, name=f.name, token_hash=f.token_hash, created_at=f.created_at,
                 revoked_at=f.revoked_at)
+
+
+class ReceivablesRepository:
+    """An organisation's receivables summed in SQL over the tranche table: the aging and cash-flow
+    reports read a few grouped rows instead of every schedule."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def aging_sums(self, org: str, cutoffs: Sequence[tuple[str, dt.date]]) -> list[AgingSum]:
+        """Per contract and bucket, what its payable tranches owe; `cutoffs` are (bucket, earliest due date)."""
+        t, s = TrancheRow, ScheduleRow
+        bucket = case(*((t.due_date >= earliest, name) for name, earliest in cutoffs), else_="over_90")
+        rows = self.session.execute(
+            select(t.contract_id, s.number, s.currency, bucket.label("bucket"), func.sum(_owed(t)).label("amount"))
+            .join(s, s.contract_id == t.contract_id)
+            .where(s.org == org, t.status.in_(PAYABLE), _owed(t) > 0)
+            .group_by(t.contract_id, s.number, s.currency, bucket))
+        return [AgingSum(r.contract_id, r.number, r.currency, r.bucket, _d(r.amount)) for r in rows]
+
+    def dated_sums(self, org: str) -> list[DatedSum]:
+        """Outstanding active tranches with a due date, by currency, due date and whether payable."""
+        t, s = TrancheRow, ScheduleRow
+        payable = case((t.status.in_(PAYABLE), 1), else_=0)
+        rows = self.session.execute(
+            select(s.currency, t.due_date, payable.label("payable"), func.sum(_owed(t)).label("amount"),
+                   func.count().label("tranches"))
+            .join(s, s.contract_id == t.contract_id)
+            .where(s.org == org, t.status.notin_(CLOSED), _owed(t) > 0, t.due_date.is_not(None))
+            .group_by(s.currency, t.due_date, payable))
+        return [DatedSum(r.currency, r.due_date, bool(r.payable), _d(r.amount), r.tranches) for r in rows]
+
+    def undated_sums(self, org: str, today: dt.date) -> tuple[list[UndatedSum], dict[str, set[str]]]:
+        """Outstanding active tranches without a due date, summed by where their expected date comes
+        from (PaymentSchedule.projected_due_dates, one step of it in SQL: the tranche's own trigger
+        day or milestone, or the tranche it follows and that one's). Tranches following a tranche
+        that itself follows another untriggered one come back apart, contract -> tranche ids."""
+        t, s = TrancheRow, ScheduleRow
+        m, o, om = aliased(MilestoneRow), aliased(TrancheRow), aliased(MilestoneRow)
+        follows = and_(t.trigger_kind == "after_tranche", t.trigger_after != t.key)
+        chained = and_(follows, o.triggered_on.is_(None), o.trigger_kind == "after_tranche")
+        start = case(
+            (t.triggered_on.is_not(None), t.triggered_on),
+            (t.trigger_kind == "milestone", _planned(m, today)),
+            (and_(follows, o.triggered_on.is_not(None)), o.triggered_on),
+            (and_(follows, o.trigger_kind == "milestone"), _planned(om, today)))
+        offset = and_(t.triggered_on.is_(None), follows)
+        payable = case((t.status.in_(PAYABLE), 1), else_=0)
+        keys = {"currency": s.currency, "start": start, "offset": case((offset, 1), else_=0),
+                "trigger_days": t.trigger_days, "trigger_months": t.trigger_months, "due_days": t.due_days,
+                "due_unit": t.due_unit, "payable": payable,
+                "chained_id": case((and_(t.triggered_on.is_(None), chained), t.id)),
+                "contract_id": case((and_(t.triggered_on.is_(None), chained), t.contract_id))}
+        query = (select(*(k.label(name) for name, k in keys.items()), func.sum(_owed(t)).label("amount"),
+                        func.count().label("tranches"))
+                 .join(s, s.contract_id == t.contract_id)
+                 .outerjoin(m, and_(m.contract_id == t.contract_id, m.key == t.trigger_milestone))
+                 .outerjoin(o, and_(o.contract_id == t.contract_id, o.key == t.trigger_after, follows,
+                                    o.status.notin_(CLOSED)))
+                 .outerjoin(om, and_(om.contract_id == o.contract_id, om.key == o.trigger_milestone))
+                 .where(s.org == org, t.status.notin_(CLOSED), _owed(t) > 0, t.due_date.is_(None))
+                 .group_by(*keys.values()))
+        sums, chained_ids = [], {}
+        for r in self.session.execute(query):
+            if r.chained_id is not None:
+                chained_ids.setdefault(r.contract_id, set()).add(r.chained_id)
+                continue
+            after = Trigger("after_tranche", days=r.trigger_days, months=r.trigger_months) if r.offset else None
+            sums.append(UndatedSum(r.currency, r.start, after, DueTerm(r.due_days, r.due_unit), bool(r.payable),
+                                   _d(r.amount), r.tranches))
+        return sums, chained_ids
+
+    def schedules(self, org: str, contract_ids: Iterable[str]) -> list[PaymentSchedule]:
+        return [s for s in (_load(self.session, cid, org, False) for cid in sorted(contract_ids)) if s is not None]
+
+
+def _owed(t):
+    return t.amount - t.paid - t.credited
+
+
+def _planned(m, today: dt.date):
+    """A milestone's planned day, today at the earliest; none once withdrawn or never planned."""
+    return case((and_(m.planned_on.is_not(None), m.status != "withdrawn"),
+                 case((m.planned_on > today, m.planned_on), else_=today)))
