@@ -1,7 +1,7 @@
 """outbox parking: a row the broker refuses for good is set aside, not retried forever
 
 Revision ID: c0a1b2c3d4e5
-Revises: 8fa8ac576fb3
+Revises: c4e1b7a2d9f0
 Create Date: 2026-12-02 15:30:00
 """
 from typing import Sequence, Union
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 
 revision: str = 'c0a1b2c3d4e5'
-down_revision: Union[str, None] = '8fa8ac576fb3'
+down_revision: Union[str, None] = 'c4e1b7a2d9f0'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
