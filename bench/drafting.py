@@ -19,7 +19,7 @@ from bench.report import Row
 from services.contracts.adapters.docx_writer import _reference_bytes, header_text, render_docx, signature_lines
 from services.contracts.domain.document import ContractDocument, Paragraph
 from services.contracts.domain.drafting import draft
-from services.contracts.domain.library_loader import load_library
+from services.contracts.adapters.library_files import load_library
 
 LANGUAGES = ("zh-CN", "en")
 

@@ -161,7 +161,7 @@ def started_contracts(env, database_url: str, prefix: str | None = None):
 
 def create_contract(base_url: str, env, template_key: str | None = None, number: str | None = None) -> str:
     """Draft one contract through the API from a built-in template's sample variables; its id."""
-    from services.contracts.domain.library_loader import load_library
+    from services.contracts.adapters.library_files import load_library
 
     library = load_library()
     key = template_key or library.template_keys[0]

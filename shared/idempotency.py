@@ -37,6 +37,11 @@ class IdempotencyKey:
 def once(uow, key: IdempotencyKey | None, act: Callable[[], Answer]) -> Answer:
     """Run `act()` in `uow` and commit, once per key: a retry with the same key and body gets the
     first answer; the same key racing in another request is answered alike. No key: just once."""
+    if key is None or not key.key:
+        with uow:
+            status, answer = act()
+            uow.commit()
+        return status, answer
     table: Table = uow.idempotency_keys
     with uow:
         stored = _stored(uow.session, table, key)
@@ -44,10 +49,9 @@ def once(uow, key: IdempotencyKey | None, act: Callable[[], Answer]) -> Answer:
             return stored
         status, answer = act()
         try:
-            if key is not None and key.key:
-                uow.session.execute(insert(table).values(
-                    org=key.org, scope=key.scope, key=key.key, request_hash=key.request_hash,
-                    status_code=status, response=answer, created_at=utcnow()))
+            uow.session.execute(insert(table).values(
+                org=key.org, scope=key.scope, key=key.key, request_hash=key.request_hash,
+                status_code=status, response=answer, created_at=utcnow()))
             uow.commit()
         except IntegrityError:
             uow.rollback()  # the same key won a race in another request: answer what it answered

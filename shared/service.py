@@ -19,7 +19,6 @@ from sqlalchemy import MetaData, Table
 
 from shared import logs, outbox_admin, problems
 from shared.db import Database
-from shared.idempotency import IdempotencyKey, once
 from shared.kafka import EventConsumer, OutboxRelay, Subscription, broker_reachable, ensure_topics
 from shared.metrics import ServiceMetrics
 from shared.migrations import upgrade
@@ -134,14 +133,6 @@ class Runtime:
 
     def broker_reachable(self) -> bool:
         return broker_reachable(self.settings.kafka_bootstrap)
-
-
-def once_per_key(request: Request, org: str, scope: str, key: str | None, body: Any,
-                 act: Callable[[UnitOfWork], tuple[int, Any]]) -> tuple[int, Any]:
-    """Transitional: `act(uow)` -> (status, answer) once per Idempotency-Key (shared.idempotency.once).
-    A route calling this still opens the unit of work itself; use cases call `once` directly."""
-    uow = runtime_of(request).uow()
-    return once(uow, IdempotencyKey(org, scope, key, body), lambda: act(uow))
 
 
 def now_of(request: Request) -> dt.datetime:

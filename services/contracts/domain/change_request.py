@@ -8,15 +8,13 @@ the state allows it (409 naming what is allowed), changes the request and record
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any
 
 from services.contracts.domain.change_approval import Assessment, ChangeReview
 from services.contracts.domain.change_requests import ChangeStatus, ProposedChange, TRANSITIONS, ensure_allowed
 from shared.errors import Forbidden
+from services.contracts.domain.stored import StoredAggregate
 from shared.events.base import EventPayload
 from shared.events.change_requests import (ChangeRequestApproved, ChangeRequestAssessed, ChangeRequestImplemented,
                                            ChangeRequestOverdue, ChangeRequestRejected, ChangeRequestSubmitted,
@@ -24,7 +22,7 @@ from shared.events.change_requests import (ChangeRequestApproved, ChangeRequestA
 
 
 @dataclass
-class ChangeRequest:
+class ChangeRequest(StoredAggregate):
     id: str
     org: str
     contract_id: str
@@ -46,17 +44,6 @@ class ChangeRequest:
     implemented_version: int | None = None
     events: list[EventPayload] = field(default_factory=list, repr=False, compare=False)
 
-    @classmethod
-    def state_fields(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls) if f.name != "events")
-
-    def state(self) -> dict[str, Any]:
-        """The columns to store: states as plain strings (a database driver may store an enum by name)."""
-        return {name: _plain(getattr(self, name)) for name in self.state_fields()}
-
-    def snapshot(self) -> dict[str, Any]:
-        """The state as hashed into the contract's audit chain."""
-        return self.state()
 
     @classmethod
     def raised(cls, *, id: str, org: str, contract_id: str, number: int, title: str, description: str, reason: str,
@@ -159,6 +146,3 @@ class ChangeRequest:
         return {"contract_id": self.contract_id, "org": self.org, "change_request_id": self.id,
                 "number": self.label, "title": self.title, "kinds": self.kinds, "base_version": self.base_version}
 
-
-def _plain(value: Any) -> Any:
-    return value.value if isinstance(value, Enum) else value

@@ -9,11 +9,9 @@ use case hands it.
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
-from enum import Enum
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -22,6 +20,7 @@ from services.contracts.domain import lifecycle as states
 from services.contracts.domain import risk_checks
 from services.contracts.domain.approvals import ApprovalPolicy, Review, ReviewFacts
 from services.contracts.domain.document import ContractDocument
+from services.contracts.domain.stored import StoredAggregate
 from shared.events.base import EventPayload
 from shared.events.contracts import (ContractActivated, ContractAmended, ContractApproved, ContractCompleted,
                                      ContractDrafted, ContractExpired, ContractRejected, ContractRenewalDue,
@@ -34,7 +33,7 @@ DOCUMENT = TypeAdapter(ContractDocument)
 
 
 @dataclass
-class Contract:
+class Contract(StoredAggregate):
     """A contract's current state (the columns of its row) and the events of its changes."""
     id: str
     org: str
@@ -67,20 +66,6 @@ class Contract:
     ended_on: dt.date | None = None
     renewal_due_at: dt.datetime | None = None
     events: list[EventPayload] = field(default_factory=list, repr=False, compare=False)
-
-    # --- what the repository stores -------------------------------------------------------------
-
-    @classmethod
-    def state_fields(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls) if f.name != "events")
-
-    def state(self) -> dict[str, Any]:
-        """The columns to store: states as plain strings (a database driver may store an enum by name)."""
-        return {name: _plain(getattr(self, name)) for name in self.state_fields()}
-
-    def snapshot(self) -> dict[str, Any]:
-        """The state as hashed into the audit chain."""
-        return self.state()
 
     # --- drafting -------------------------------------------------------------------------------
 
@@ -278,6 +263,3 @@ def review_facts(contract: Any, current: Any, rules: ApprovalPolicy) -> ReviewFa
                        blocking_findings=[{"id": f.id, "code": f.code, "clause": f.clause, "message": f.message}
                                           for f in blocking])
 
-
-def _plain(value: Any) -> Any:
-    return value.value if isinstance(value, Enum) else value
