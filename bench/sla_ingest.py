@@ -1,15 +1,17 @@
 """SLA ingestion throughput (batch REST API and the `sla.ingest` topic) and breach-timer lateness.
 
-The sla service runs behind uvicorn on SQLite with the real broker. Every item is a ticket
-`opened` for a contract with a P1 first-response timer, so each one is stored, its clock computed
-and its timers written, as in production.
+The sla service runs behind uvicorn (one replica, one worker) with the real broker, on SQLite and on
+PostgreSQL (BENCH_POSTGRES_URL, default 127.0.0.1:5432 user postgres; skipped when it does not answer).
+Every item is a ticket `opened` for a contract with a P1 first-response timer, so each one is stored,
+its clock computed and its timers written, as in production.
 
 - Batch API: items/s through `POST /v1/sla/ticket-events/batch` (500 a request, one client),
-  beside a plain `executemany` of the same rows into a SQLite table with the same unique key (the
-  floor: storing the rows and nothing else).
+  beside a plain `executemany` of the same rows into a table of the same database kind with the same
+  unique key (the floor: storing the rows and nothing else).
 - Topic: items/s from the first record produced on `sla.ingest` until the last is committed (or,
   past a time budget, the rate of those committed so far), beside a bare kafka-python consumer
-  reading the same records from the topic.
+  reading the same records from the topic in the same run. The consumer hands each poll's run of
+  ticket events to one use case call (`Subscription.batch_handlers`).
 - Breach lateness: tickets whose first response is due a few seconds ahead and never comes;
   lateness is the `sla.breached` event's time (`ce_time`) minus the deadline it reports.
 """
@@ -18,17 +20,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
-import sqlite3
 import time
 import uuid
+from contextlib import contextmanager
 from decimal import Decimal
 
 import httpx
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, KafkaProducer
+from sqlalchemy import create_engine, text
 
-from bench.fixtures import Publisher
-from bench.harness import latency_figures, ms, service, wait_for
+from bench.harness import latency_figures, ms, postgres_database, service, wait_for
 from bench.report import Row
+from shared.db import normalise_url
+from shared.envelope import Envelope
 from shared.events.sla import INGEST_TOPIC
 from shared.events.sla import TOPIC as SLA_TOPIC
 from shared.events.sla import TicketEventRecorded
@@ -39,31 +43,57 @@ ROUND_THE_CLOCK = {str(d): [["00:00", "24:00"]] for d in range(1, 8)}
 
 
 def run(env) -> dict:
-    api_items, topic_items, breaches = (2000, 200, 20) if env.quick else (20000, 2000, 200)
-    topic_budget_s = 30.0 if env.quick else 240.0
-    prefix = env.prefix()
-    database = env.tmp / f"sla-ingest-{uuid.uuid4().hex[:6]}.db"
-    with service("sla", env, f"sqlite:///{database}", prefix) as server:
-        client = httpx.Client(base_url=server.url, headers=env.auth("pm"), timeout=120)
-        api = ingest_by_api(client, api_items)
-        topic, topic_stored = ingest_by_topic(env, client, prefix, database, topic_items, topic_budget_s)
-        lateness = breach_lateness(env, client, prefix, breaches)
-        client.close()
-    floor = plain_insert(env, api_items)
-    raw_topic = raw_consume(env, prefix, topic_items)
+    sizes = (2000, 2000, 20) if env.quick else (20000, 20000, 200)
+    budget_s = 60.0 if env.quick else 240.0
+    results, rows = {}, []
+    for backend in ("sqlite", "postgresql"):
+        try:
+            figures = measure(env, backend, sizes, budget_s)
+        except Exception as exc:   # PostgreSQL down: say so in the row, keep SQLite's figures
+            results[backend] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+            rows.append(Row("ingest", f"{backend}: not measured", note=str(exc)[:120]))
+            continue
+        results[backend] = figures
+        rows += figures.pop("rows")
+    return results | {"sizes": dict(zip(("api", "topic", "breaches"), sizes)), "rows": rows}
+
+
+def measure(env, backend: str, sizes: tuple[int, int, int], budget_s: float) -> dict:
+    api_items, topic_items, breaches = sizes
+    with _database(env, backend) as url:
+        prefix = env.prefix()
+        with service("sla", env, url, prefix) as server:
+            client = httpx.Client(base_url=server.url, headers=env.auth("pm"), timeout=120)
+            api = ingest_by_api(client, api_items)
+            topic, topic_stored = ingest_by_topic(env, client, prefix, url, topic_items, budget_s)
+            lateness = breach_lateness(env, client, prefix, breaches) if backend == "sqlite" else None
+            client.close()
+        floor = plain_insert(env, url, api_items)
+        raw_topic = raw_consume(env, prefix, topic_items)
     rows = [
-        Row("ingest", f"ticket events via batch API ({BATCH}/request)", api, floor, "plain SQLite executemany",
-            "items/s", f"{api_items:,} items"),
-        Row("ingest", "ticket events via sla.ingest", topic, raw_topic, "bare kafka-python consume", "items/s",
+        Row("ingest", f"{backend}: ticket events via batch API ({BATCH}/request)", api, floor,
+            f"plain {backend} executemany", "items/s", f"{api_items:,} items"),
+        Row("ingest", f"{backend}: ticket events via sla.ingest, one replica", topic, raw_topic,
+            "bare kafka-python consume", "items/s",
             f"{topic_items:,} items" if topic_stored == topic_items else
-            f"{topic_stored:,} of {topic_items:,} items stored within {topic_budget_s:g} s"),
-        Row("ingest", "breach timer lateness p50", lateness["p50_ms"], None, "", "ms",
-            f"{lateness['n']} breaches; ce_time − deadline"),
-        Row("ingest", "breach timer lateness p99", lateness["p99_ms"], None, "", "ms"),
+            f"{topic_stored:,} of {topic_items:,} items stored within {budget_s:g} s"),
     ]
-    return {"api_items_per_s": api, "topic_items_per_s": topic, "topic_items_stored": topic_stored, "plain_insert_items_per_s": floor,
-            "raw_consume_items_per_s": raw_topic, "breach_lateness": lateness,
-            "sizes": {"api": api_items, "topic": topic_items, "breaches": breaches}, "rows": rows}
+    if lateness:
+        rows += [Row("ingest", "breach timer lateness p50", lateness["p50_ms"], None, "", "ms",
+                     f"{lateness['n']} breaches; ce_time − deadline"),
+                 Row("ingest", "breach timer lateness p99", lateness["p99_ms"], None, "", "ms")]
+    return {"api_items_per_s": api, "topic_items_per_s": topic, "topic_items_stored": topic_stored,
+            "plain_insert_items_per_s": floor, "raw_consume_items_per_s": raw_topic, "breach_lateness": lateness,
+            "rows": rows}
+
+
+@contextmanager
+def _database(env, backend: str):
+    if backend == "postgresql":
+        with postgres_database("sla_ingest") as url:
+            yield url
+    else:
+        yield f"sqlite:///{env.tmp / f'sla-ingest-{uuid.uuid4().hex[:6]}.db'}"
 
 
 def define(client: httpx.Client, contract_id: str, first_response_s: float) -> None:
@@ -96,30 +126,34 @@ def ingest_by_api(client: httpx.Client, count: int) -> float:
     return round(count / (time.perf_counter() - started), 1)
 
 
-def ingest_by_topic(env, client: httpx.Client, prefix: str, database, count: int, budget_s: float
+def ingest_by_topic(env, client: httpx.Client, prefix: str, url: str, count: int, budget_s: float
                     ) -> tuple[float, int]:
     """Items/s from the first record produced until the last is stored, or until `budget_s` has
     passed (then the rate of those stored so far); and how many were stored."""
     cid = "c-topic-" + uuid.uuid4().hex[:8]
     define(client, cid, 3600)
     at = dt.datetime.now(UTC) - dt.timedelta(minutes=1)
-    reader = sqlite3.connect(database, timeout=30)
+    reader = create_engine(normalise_url(url))
 
     def stored() -> int:
-        return reader.execute("SELECT count(*) FROM sla_ticket_events WHERE contract_id = ?", (cid,)).fetchone()[0]
+        with reader.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM sla_ticket_events WHERE contract_id = :c"),
+                                {"c": cid}).scalar_one()
 
-    with Publisher(env.broker.bootstrap, prefix, (INGEST_TOPIC,)) as publisher:
-        events = [TicketEventRecorded(org="acme", **opened(cid, n, at)) for n in range(count)]
-        started = time.perf_counter()
-        for event in events:
-            publisher.send(event, "/bench/ticketing", wait=False)
-        publisher.flush()
-        done = 0
-        while done < count and time.perf_counter() - started < budget_s:
-            done = stored()
-            time.sleep(0.02)
+    records = [Envelope.new(TicketEventRecorded(org="acme", **opened(cid, n, at)), "/bench/ticketing")
+               for n in range(count)]
+    producer = KafkaProducer(bootstrap_servers=env.broker.bootstrap, acks="all", linger_ms=5)
+    started = time.perf_counter()
+    for envelope in records:
+        producer.send(prefix + INGEST_TOPIC, key=envelope.key(), value=envelope.value(), headers=envelope.headers())
+    producer.flush()
+    producer.close()
+    done = 0
+    while done < count and time.perf_counter() - started < budget_s:
+        done = stored()
+        time.sleep(0.05)
     elapsed = time.perf_counter() - started
-    reader.close()
+    reader.dispose()
     return round(done / elapsed, 1), done
 
 
@@ -152,22 +186,27 @@ def breach_lateness(env, client: httpx.Client, prefix: str, count: int, allowed_
     return latency_figures(list(late.values()), 50, 99) | {"max_ms": ms(max(late.values()))}
 
 
-def plain_insert(env, count: int) -> float:
-    """The same rows into a table with the same unique key, one executemany per 500, one commit each."""
-    db = sqlite3.connect(env.tmp / f"plain-{uuid.uuid4().hex[:6]}.db")
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, org TEXT, contract_id TEXT, ticket_id TEXT, "
-               "source_id TEXT, kind TEXT, at TEXT, priority TEXT, received_at TEXT, "
-               "UNIQUE (org, contract_id, source_id))")
-    at = dt.datetime.now(UTC).isoformat()
-    rows = [("acme", "c-plain", f"T{n}", f"c-plain:T{n}:opened", "opened", at, "P1", at) for n in range(count)]
+def plain_insert(env, url: str, count: int) -> float:
+    """The same rows into a table with the same unique key in the same kind of database, one executemany
+    per 500, one commit each."""
+    engine = create_engine(normalise_url(url))
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE plain_events (id INTEGER PRIMARY KEY, org TEXT, contract_id TEXT, "
+                          "ticket_id TEXT, source_id TEXT, kind TEXT, at TEXT, priority TEXT, received_at TEXT, "
+                          "UNIQUE (org, contract_id, source_id))" if engine.dialect.name == "sqlite" else
+                          "CREATE TABLE plain_events (id BIGSERIAL PRIMARY KEY, org TEXT, contract_id TEXT, "
+                          "ticket_id TEXT, source_id TEXT, kind TEXT, at TIMESTAMPTZ, priority TEXT, "
+                          "received_at TIMESTAMPTZ, UNIQUE (org, contract_id, source_id))"))
+    at = dt.datetime.now(UTC)
+    rows = [dict(org="acme", c="c-plain", t=f"T{n}", s=f"c-plain:T{n}:opened", at=at) for n in range(count)]
+    insert = text("INSERT INTO plain_events (org, contract_id, ticket_id, source_id, kind, at, priority, received_at)"
+                  " VALUES (:org, :c, :t, :s, 'opened', :at, 'P1', :at)")
     started = time.perf_counter()
     for i in range(0, count, BATCH):
-        db.executemany("INSERT INTO events (org, contract_id, ticket_id, source_id, kind, at, priority, received_at)"
-                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows[i:i + BATCH])
-        db.commit()
+        with engine.begin() as conn:
+            conn.execute(insert, rows[i:i + BATCH])
     elapsed = time.perf_counter() - started
-    db.close()
+    engine.dispose()
     return round(count / elapsed, 1)
 
 
@@ -178,7 +217,7 @@ def raw_consume(env, prefix: str, count: int) -> float:
     seen = 0
     started = time.perf_counter()
     try:
-        while seen < count and time.perf_counter() - started < 120:
+        while seen < count and time.perf_counter() - started < 240:
             seen += sum(len(b) for b in consumer.poll(timeout_ms=200).values())
     finally:
         consumer.close()

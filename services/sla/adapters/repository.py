@@ -10,7 +10,7 @@ import datetime as dt
 from collections import defaultdict
 from typing import Iterable, Iterator, Sequence
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import bindparam, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -27,14 +27,47 @@ from shared.ids import new_id
 from shared.scheduler import claim
 
 
-def insert_ignoring_conflicts(session: Session, model, rows: list[dict]) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING: a row another transaction already wrote is left as it is."""
+def _insert(session: Session, model):
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model.__table__)
+
+
+def executemany(session: Session, statement, rows: list[dict]) -> None:
+    """One statement for many rows, handed to the driver's executemany: compiled once, each value through its
+    column type's bind processor (what SQLAlchemy does), without its per-row bookkeeping, which costs more
+    than the database's own work for a run of thousands of rows."""
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    for chunk in chunks(rows, 500):
-        session.execute(insert(model.__table__).values(chunk).on_conflict_do_nothing())
+    connection = session.connection()
+    compiled = statement.compile(dialect=connection.dialect, column_keys=list(rows[0]))
+    processors = compiled._bind_processors
+    names = compiled.positiontup if compiled.positional else list(rows[0])
+
+    def value(row: dict, name: str):
+        processor = processors.get(name)
+        return processor(row[name]) if processor is not None else row[name]
+
+    if compiled.positional:
+        parameters = [tuple(value(row, name) for name in names) for row in rows]
+    else:
+        parameters = [{name: value(row, name) for name in names} for row in rows]
+    connection.exec_driver_sql(str(compiled), parameters)
+
+
+def insert_ignoring_conflicts(session: Session, model, rows: list[dict]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING: a row another transaction already wrote is left as it is.
+    One statement for all the rows."""
+    executemany(session, _insert(session, model).on_conflict_do_nothing(), rows)
+
+
+def upsert(session: Session, model, rows: list[dict], keys: Sequence[str]) -> None:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE every other column but the id: one statement for all the rows."""
+    if not rows:
+        return
+    statement = _insert(session, model)
+    changed = [c for c in rows[0] if c not in keys and c != "id"]
+    executemany(session, statement.on_conflict_do_update(index_elements=list(keys),
+                                                         set_={c: statement.excluded[c] for c in changed}), rows)
 
 
 def chunks(items: Sequence, size: int) -> Iterator[Sequence]:
@@ -53,11 +86,53 @@ def known_sources(session: Session, model, org: str, keys: list[tuple[str, str]]
     return known
 
 
-class _Repository:
+class PendingWrites:
+    """Ticket clocks and timers written by a run, held back and sent as one statement per table and kind of
+    change (a run of 500 tickets is 3 statements, not 1,500 ORM rows). Every read of those tables writes
+    them first, and so does the unit of work before a savepoint, a flush or a commit; `discard` (a rollback)
+    forgets what was not written."""
+
     def __init__(self, session: Session):
         self.session = session
+        self.clocks: dict[tuple[str, str, str], dict] = {}     # by (contract, ticket, metric): last reading wins
+        self.gone_clocks: list[str] = []
+        self.timers: dict[str, tuple[str, Timer]] = {}        # by id: ("add" | "save" | "delete", timer)
+
+    def timer(self, change: str, timer: Timer) -> None:
+        before = self.timers.get(timer.id, (None,))[0]
+        if before == "add" and change == "delete":
+            del self.timers[timer.id]          # never written: nothing to delete
+            return
+        self.timers[timer.id] = ("add" if before == "add" else change, _copy(timer))
+
+    def write(self) -> None:
+        if self.timers:
+            changes, self.timers = list(self.timers.values()), {}
+            _write_timers(self.session, [t for c, t in changes if c == "add"], [t for c, t in changes if c == "save"],
+                          [t for c, t in changes if c == "delete"])
+        if self.gone_clocks:
+            gone, self.gone_clocks = self.gone_clocks, []
+            for chunk in chunks(gone, 500):
+                self.session.execute(delete(TicketClockRow.__table__).where(TicketClockRow.__table__.c.id.in_(chunk)))
+        if self.clocks:
+            readings, self.clocks = list(self.clocks.values()), {}
+            upsert(self.session, TicketClockRow, readings, ("contract_id", "ticket_id", "metric_key"))
+
+    def discard(self) -> None:
+        self.clocks, self.gone_clocks, self.timers = {}, [], {}
+
+
+def _copy(timer: Timer) -> Timer:
+    return Timer(id=timer.id, **{name: getattr(timer, name) for name in _TIMER_FIELDS})
+
+
+class _Repository:
+    def __init__(self, session: Session, pending: PendingWrites | None = None):
+        self.session = session
+        self.pending = pending or PendingWrites(session)
 
     def flush(self) -> None:
+        self.pending.write()
         self.session.flush()
 
 
@@ -138,41 +213,46 @@ class TicketRepository(_Repository):
             priority=e.priority, received_at=now) for e in events])
 
     def load(self, contract_id: str, ticket_ids: Sequence[str], timer_metrics: Sequence[str]):
-        """Events, clocks and timers of many tickets in three queries (a batch may hold thousands)."""
+        """Events, clocks and timers of many tickets in three queries (a batch may hold thousands), as plain
+        rows: no ORM objects to build or to keep in step with the bulk writes."""
+        self.pending.write()
         session = self.session
         events: dict[str, list[TicketEvent]] = defaultdict(list)
-        for r in session.scalars(select(TicketEventRow).where(TicketEventRow.contract_id == contract_id,
-                                                              TicketEventRow.ticket_id.in_(ticket_ids))):
+        e = TicketEventRow.__table__.c
+        for r in session.execute(select(e.ticket_id, e.kind, e.at, e.priority, e.id).where(
+                e.contract_id == contract_id, e.ticket_id.in_(ticket_ids))):
             events[r.ticket_id].append(TicketEvent(r.kind, r.at, r.priority, r.id))
-        clocks: dict[str, dict[str, TicketClockRow]] = defaultdict(dict)
-        for c in session.scalars(select(TicketClockRow).where(TicketClockRow.contract_id == contract_id,
-                                                              TicketClockRow.ticket_id.in_(ticket_ids))):
-            clocks[c.ticket_id][c.metric_key] = c
+        clocks: dict[str, dict] = defaultdict(dict)
+        c = TicketClockRow.__table__.c
+        for row in session.execute(select(TicketClockRow.__table__).where(c.contract_id == contract_id,
+                                                                          c.ticket_id.in_(ticket_ids))):
+            clocks[row.ticket_id][row.metric_key] = row
         timers: dict[tuple[str, str], list[Timer]] = defaultdict(list)
-        for t in session.scalars(select(TimerRow).where(TimerRow.contract_id == contract_id,
-                                                        TimerRow.metric_key.in_(timer_metrics),
-                                                        TimerRow.subject.in_(ticket_ids))):
-            timers[(t.metric_key, t.subject)].append(_timer(t))
+        t = TimerRow.__table__.c
+        for row in session.execute(select(TimerRow.__table__).where(t.contract_id == contract_id,
+                                                                    t.metric_key.in_(timer_metrics),
+                                                                    t.subject.in_(ticket_ids))):
+            timers[(row.metric_key, row.subject)].append(_timer(row))
         return events, clocks, timers
 
-    def save_clock(self, row: TicketClockRow | None, **values) -> None:
-        """Store a clock's reading (`row` None: the ticket's first for this metric)."""
-        if row is None:
-            row = TicketClockRow(id=new_id())
-            self.session.add(row)
-        for name, value in values.items():
-            setattr(row, name, value)
+    def save_clock(self, row, **values) -> None:
+        """Store a clock's reading (`row` None: the ticket's first for this metric); written with the run's others."""
+        key = (values["contract_id"], values["ticket_id"], values["metric_key"])
+        self.pending.clocks[key] = dict(id=row.id if row is not None else new_id(), **values)
 
-    def delete_clock(self, row: TicketClockRow) -> None:
-        self.session.delete(row)
+    def delete_clock(self, row) -> None:
+        self.pending.clocks.pop((row.contract_id, row.ticket_id, row.metric_key), None)
+        self.pending.gone_clocks.append(row.id)
 
     def delete_clocks(self, contract_id: str, metric_key: str, periods: Sequence[str]) -> None:
+        self.pending.write()
         self.session.execute(delete(TicketClockRow).where(
             TicketClockRow.contract_id == contract_id, TicketClockRow.metric_key == metric_key,
             TicketClockRow.period.in_(periods)))
 
     def clock_states(self, contract_id: str) -> list[tuple[str, str, str]]:
         """(ticket, state, period) of every clock of the contract."""
+        self.pending.write()
         return [tuple(r) for r in self.session.execute(
             select(TicketClockRow.ticket_id, TicketClockRow.state, TicketClockRow.period)
             .where(TicketClockRow.contract_id == contract_id)).all()]
@@ -190,6 +270,7 @@ class WindowFacts(_Repository):
     def ticket_window(self, contract_id: str, metric_key: str, period: str, now: dt.datetime):
         """(clocks, of them at risk, the breached clocks): counted in SQL, only the breached clocks are loaded,
         so the cost does not grow with the tickets the month holds."""
+        self.pending.write()
         in_window = (TicketClockRow.contract_id == contract_id, TicketClockRow.metric_key == metric_key,
                      TicketClockRow.period == period)
         breached = TicketClockRow.breached_at.is_not(None) & (TicketClockRow.breached_at <= now)
@@ -197,7 +278,8 @@ class WindowFacts(_Repository):
                    & (TicketClockRow.at_risk_at <= now) & ~breached)
         items, risky = self.session.execute(select(
             func.count(), func.coalesce(func.sum(case((at_risk, 1), else_=0)), 0)).where(*in_window)).one()
-        return int(items), int(risky), list(self.session.scalars(select(TicketClockRow).where(*in_window, breached)))
+        return int(items), int(risky), list(self.session.execute(select(TicketClockRow.__table__).where(
+            *in_window, breached)))
 
     def sample_sums(self, contract_id: str, metric_key: str, sample_kind: str, start: dt.datetime,
                     end: dt.datetime) -> tuple:
@@ -274,43 +356,66 @@ _TIMER_FIELDS = ("org", "contract_id", "metric_key", "subject", "kind", "cycle",
                  "fired_at", "details")
 
 
-def _timer(row: TimerRow) -> Timer:
+_TIMER_CHANGES = ("due_at", "status", "fired_at", "period", "details")
+
+
+def _timer(row) -> Timer:
     return Timer(id=row.id, **{name: getattr(row, name) for name in _TIMER_FIELDS})
 
 
+def _write_timers(session: Session, added: Sequence[Timer], kept: Sequence[Timer], dropped: Sequence[Timer]) -> None:
+    """Many timers at once: one DELETE, one UPDATE and one INSERT statement, each for all its rows."""
+    table = TimerRow.__table__
+    for chunk in chunks([t.id for t in dropped], 500):
+        session.execute(delete(table).where(table.c.id.in_(chunk)))
+    if kept:
+        executemany(session, update(table).where(table.c.id == bindparam("timer_id")).values(
+            **{name: bindparam(f"new_{name}", type_=table.c[name].type) for name in _TIMER_CHANGES}),
+            [{"timer_id": t.id, **{f"new_{name}": getattr(t, name) for name in _TIMER_CHANGES}} for t in kept])
+    if added:
+        executemany(session, table.insert(), [dict(id=t.id, **{name: getattr(t, name) for name in _TIMER_FIELDS})
+                                              for t in added])
+
+
 class TimerRepository(_Repository):
+    """Timers are read and written as plain rows (no ORM objects): a run of tickets writes thousands at once."""
+
     def of_subject(self, contract_id: str, metric_key: str, subject: str) -> list[Timer]:
-        return [_timer(r) for r in self.session.scalars(select(TimerRow).where(
-            TimerRow.contract_id == contract_id, TimerRow.metric_key == metric_key, TimerRow.subject == subject))]
+        self.pending.write()
+        t = TimerRow.__table__.c
+        return [_timer(r) for r in self.session.execute(select(TimerRow.__table__).where(
+            t.contract_id == contract_id, t.metric_key == metric_key, t.subject == subject))]
 
     def add(self, timer: Timer) -> None:
-        self.session.add(TimerRow(id=timer.id, **{name: getattr(timer, name) for name in _TIMER_FIELDS}))
+        self.pending.timer("add", timer)
 
     def save(self, timer: Timer) -> None:
-        row = self.session.get(TimerRow, timer.id)     # already loaded: from the session's identity map
-        for name in ("due_at", "status", "fired_at", "period", "details"):
-            setattr(row, name, getattr(timer, name))
+        self.pending.timer("save", timer)
 
     def delete(self, timer: Timer) -> None:
-        self.session.delete(self.session.get(TimerRow, timer.id))
+        self.pending.timer("delete", timer)
 
     def delete_pending(self, contract_id: str, metric_key: str) -> None:
+        self.pending.write()
         self.session.execute(delete(TimerRow).where(TimerRow.contract_id == contract_id,
                                                     TimerRow.metric_key == metric_key, TimerRow.status == "pending"))
 
     def due(self, now: dt.datetime, limit: int) -> list[tuple[str, dt.datetime]]:
+        self.pending.write()
         return [tuple(r) for r in self.session.execute(
             select(TimerRow.id, TimerRow.due_at).where(TimerRow.status == "pending", TimerRow.due_at <= now)
             .order_by(TimerRow.due_at).limit(limit)).all()]
 
     def claim(self, timer_id: str, due_at: dt.datetime, now: dt.datetime) -> Timer | None:
         """pending → fired with a conditional UPDATE; None if another replica fired it or new input moved it."""
+        self.pending.write()
         if not claim(self.session, TimerRow.__table__, timer_id, expect_status="pending", expect_due_at=due_at,
                      status="fired", fired_at=now):
             return None
-        return _timer(self.session.get(TimerRow, timer_id))
+        return _timer(self.session.execute(select(TimerRow.__table__).where(TimerRow.id == timer_id)).one())
 
     def next_due(self) -> dt.datetime | None:
+        self.pending.write()
         return self.session.scalar(select(func.min(TimerRow.due_at)).where(TimerRow.status == "pending"))
 
 

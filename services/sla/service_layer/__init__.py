@@ -21,11 +21,13 @@ A month that has closed is closed again (`closing`) when late input changes its 
 from __future__ import annotations
 
 from services.sla.service_layer.definitions import apply_contract_terms, apply_definition, define_sla
-from services.sla.service_layer.ingest import ingest_samples, ingest_ticket_events
+from services.sla.service_layer.ingest import (ingest_samples, ingest_ticket_events, record_feed_samples,
+                                               record_feed_ticket_events)
 from services.sla.service_layer.samples import record_samples
 from services.sla.service_layer.scheduled import close_due_periods, fire_due_timers
 from services.sla.service_layer.tickets import record_ticket_events
 from services.sla.service_layer.unit_of_work import SlaUnitOfWork
 
 __all__ = ["SlaUnitOfWork", "apply_contract_terms", "apply_definition", "define_sla", "record_ticket_events",
-           "record_samples", "ingest_ticket_events", "ingest_samples", "fire_due_timers", "close_due_periods"]
+           "record_samples", "ingest_ticket_events", "ingest_samples",
+           "record_feed_ticket_events", "record_feed_samples", "fire_due_timers", "close_due_periods"]

@@ -1,5 +1,8 @@
-"""Input from the REST feeds: every item must name a contract with a definition (the Kafka feed may run
-ahead of its definition; a caller of the API is told at once)."""
+"""Input from the feeds.
+
+REST: every item must name a contract with a definition (a caller of the API is told at once). Kafka
+(`sla.ingest`): a run of the topic's records, of any organisations, in one call; the feed may run ahead of
+its definition, so such input is kept and counted when it arrives."""
 from __future__ import annotations
 
 import datetime as dt
@@ -22,6 +25,26 @@ def ingest_ticket_events(uow: SlaUnitOfWork, org: str, events: list[TicketEventR
 def ingest_samples(uow: SlaUnitOfWork, org: str, samples: list[MetricSampleRecorded], now: dt.datetime,
                    pointer: Pointer) -> list[str]:
     return _ingest(uow, org, samples, now, pointer, record_samples)
+
+
+def record_feed_ticket_events(uow: SlaUnitOfWork, events: list[TicketEventRecorded], now: dt.datetime) -> list[str]:
+    """A run of `sla.ingest` ticket events: each organisation's stored and counted together, in one savepoint."""
+    return _per_org(uow, events, now, record_ticket_events)
+
+
+def record_feed_samples(uow: SlaUnitOfWork, samples: list[MetricSampleRecorded], now: dt.datetime) -> list[str]:
+    """A run of `sla.ingest` samples: each organisation's stored and counted together, in one savepoint."""
+    return _per_org(uow, samples, now, record_samples)
+
+
+def _per_org(uow: SlaUnitOfWork, items: list, now: dt.datetime, record) -> list[str]:
+    statuses: dict[int, str] = {}
+    with uow:
+        for org in sorted({i.org for i in items}):
+            positions = [n for n, i in enumerate(items) if i.org == org]
+            statuses.update(zip(positions, record(uow, org, [items[n] for n in positions], now)))
+        uow.commit()
+    return [statuses[n] for n in range(len(items))]
 
 
 def _ingest(uow: SlaUnitOfWork, org: str, items: list, now: dt.datetime, pointer: Pointer, record) -> list[str]:

@@ -16,13 +16,34 @@ from shared.uow import UnitOfWork
 
 class SlaUnitOfWork(UnitOfWork):
     def repositories(self) -> None:
-        self.definitions = repository.DefinitionRepository(self.session)
-        self.tickets = repository.TicketRepository(self.session)
-        self.samples = repository.SampleRepository(self.session)
-        self.timers = repository.TimerRepository(self.session)
-        self.windows = repository.WindowRepository(self.session)
-        self.periods = repository.PeriodRepository(self.session)
-        self.facts = repository.WindowFacts(self.session)
+        # Clocks and timers are held back and written in bulk (see `repository.PendingWrites`): written before
+        # a savepoint opens and before each flush or commit, forgotten by a rollback, so a savepoint undone
+        # takes its held-back writes with it.
+        self.pending = pending = repository.PendingWrites(self.session)
+        self.definitions = repository.DefinitionRepository(self.session, pending)
+        self.tickets = repository.TicketRepository(self.session, pending)
+        self.samples = repository.SampleRepository(self.session, pending)
+        self.timers = repository.TimerRepository(self.session, pending)
+        self.windows = repository.WindowRepository(self.session, pending)
+        self.periods = repository.PeriodRepository(self.session, pending)
+        self.facts = repository.WindowFacts(self.session, pending)
+
+    def __enter__(self) -> "SlaUnitOfWork":
+        if self.session.in_transaction():
+            self.pending.write()     # what the enclosing level did is its own, not the savepoint's
+        return super().__enter__()
+
+    def __exit__(self, exc_type, *rest):
+        self.pending.discard()       # left unwritten: this level failed or did not commit
+        return super().__exit__(exc_type, *rest)
+
+    def commit(self) -> None:
+        self.pending.write()
+        super().commit()
+
+    def rollback(self) -> None:
+        self.pending.discard()
+        super().rollback()
 
     def emit(self, payload: EventPayload, subject: str | None = None, at: dt.datetime | None = None) -> Envelope:
         envelope = super().emit(payload, subject=subject, at=at)
@@ -30,4 +51,5 @@ class SlaUnitOfWork(UnitOfWork):
         return envelope
 
     def flush(self) -> None:
+        self.pending.write()
         self.session.flush()
