@@ -165,3 +165,45 @@ def test_an_error_past_every_handler_answers_500_with_its_request_id_and_logs_it
     assert response.headers["x-request-id"] == "rid-500"
     entries = [json.loads(line) for line in logged.getvalue().splitlines()]
     assert [e.get("request_id") for e in entries] == ["rid-500"] and "RuntimeError" in entries[0]["exc"]
+
+
+# --- contracts: the clause rendering budget ---------------------------------------------------------
+
+DOUBLING = "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}"
+
+
+def clause_definition(client, extra_body: str, extra_variables=()) -> dict:
+    builtin = client.get("/v1/clauses/confidentiality", headers=VIEWER).json()["versions"][-1]
+    definition = {"variables": builtin["variables"] + list(extra_variables), "positions": builtin["positions"]}
+    for language in ("zh-CN", "en"):
+        definition["positions"][0]["body"][language] += "\n\n" + extra_body
+    return definition
+
+
+def test_a_clause_over_the_rendering_budget_is_refused_at_publish(start_service):
+    client = start_service("contracts")
+    url = "/v1/clauses/confidentiality/versions"
+    added = client.post(url, json={"version": "1.2.0", **clause_definition(client, DOUBLING)}, headers=LEGAL)
+    assert added.status_code == 201, added.text   # a draft may be anything the static checks allow
+    refused = problem(client.post(f"{url}/1.2.0/publish", headers=LEGAL), 422)
+    assert "rendering budget" in refused["detail"] and "1.2.0" in refused["detail"]
+    statuses = {v["version"]: v["status"] for v in client.get("/v1/clauses/confidentiality", headers=VIEWER)
+                .json()["versions"]}
+    assert statuses["1.2.0"] == "draft"
+
+
+def test_a_clause_over_the_rendering_budget_with_the_drafts_values_is_refused_at_render(start_service):
+    client = start_service("contracts")
+    url = "/v1/clauses/confidentiality/versions"
+    quadratic = "{% for a in project_name %}{% for b in project_name %}{% endfor %}{% endfor %}"
+    declared = {"name": "project_name", "type": "text", "label": {"zh-CN": "项目名称", "en": "Project name"}}
+    definition = clause_definition(client, quadratic, [declared])
+    assert client.post(url, json={"version": "1.3.0", **definition}, headers=LEGAL).status_code == 201
+    published = client.post(f"{url}/1.3.0/publish", headers=LEGAL)   # one character per stand-in: fine
+    assert published.status_code == 200, published.text
+    assert draft(client, TEMPLATE, "en").status_code == 201          # the sample's name: fine
+    before = counts(client)
+    variables = sample(client, TEMPLATE) | {"contract_number": "BUDGET-1", "project_name": "P" * 400}
+    refused = problem(draft(client, TEMPLATE, "en", variables=variables), 422)   # 160,000 loop turns
+    assert "rendering budget" in refused["detail"] and "loops more than" in refused["detail"]
+    assert counts(client) == before
