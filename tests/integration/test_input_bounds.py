@@ -4,13 +4,11 @@ document, file names in any script download, a late-fee statement is bounded, an
 past every handler still answers with its request id."""
 from __future__ import annotations
 
-import copy
 import io
 import json
 import logging
 from urllib.parse import unquote
 
-from services.contracts.adapters.tables import ContractRow
 from shared.events.contracts import ContractSigned
 from shared.logs import JsonFormatter
 from tests.helpers import auth, wait_until
