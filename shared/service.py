@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import MetaData, Table
 
@@ -160,6 +160,8 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None, start: bool 
     app.state.clock = utcnow
     runtime.clock = lambda: app.state.clock()
     problems.install(app)
+    # Added first, so it runs inside request_context: a 413 still carries the request id.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     _install_middleware(app, runtime)
     _install_operational_routes(app, runtime)
     for router in spec.routers:
@@ -176,6 +178,12 @@ def _install_middleware(app: FastAPI, runtime: Runtime) -> None:
         started = time.perf_counter()
         try:
             response = await call_next(request)
+        except Exception:
+            # Raised past every handler (the catch-all one sits outside this middleware): answer the
+            # 500 here, logged while the request id is still set, and carrying it like any answer.
+            problems.log.exception("unhandled error on %s %s", request.method, request.url.path)
+            response = problems.problem(500, "Internal server error",
+                                        "An unexpected error occurred; it has been logged.", request)
         finally:
             logs.request_id_var.reset(token)
         route = getattr(request.scope.get("route"), "path", "unmatched")
@@ -183,6 +191,58 @@ def _install_middleware(app: FastAPI, runtime: Runtime) -> None:
         runtime.metrics.latency.labels(request.method, route).observe(time.perf_counter() - started)
         response.headers["x-request-id"] = rid
         return response
+
+
+class BodyTooLarge(HTTPException):
+    """An HTTPException, so FastAPI's body parsing passes it on (anything else it makes a 400)."""
+
+    def __init__(self, max_bytes: int):
+        super().__init__(413, f"The request body is larger than {max_bytes} bytes.")
+
+
+class BodyLimit:
+    """Refuses a request body over `max_bytes` (QIYUE_MAX_BODY_BYTES) with a 413 problem: at once when
+    Content-Length says so, else as soon as the streamed bytes pass it (chunked uploads have no
+    length), so a body too large is never read whole into memory."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or ()).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            return await self._refuse(scope, send)
+        started, received = False, 0
+
+        async def counted_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise self._too_large()
+            return message
+
+        async def watched_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, watched_send)
+        except BodyTooLarge:   # read outside a route (a middleware): no handler turned it into its 413
+            if not started:
+                await self._refuse(scope, send)
+
+    def _too_large(self) -> BodyTooLarge:
+        return BodyTooLarge(self.max_bytes)
+
+    async def _refuse(self, scope, send):
+        response = problems.problem(413, "Content Too Large", self._too_large().detail)
+        response.headers["connection"] = "close"   # the rest of the body is not read
+        await response(scope, None, send)
 
 
 def _install_operational_routes(app: FastAPI, runtime: Runtime) -> None:

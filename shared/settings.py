@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     relay_poll_interval_s: float = 0.5   # safety net for commits made by other replicas
     relay_republish_window_s: float = 7 * 86400   # after a broker lost topics, what is published again
     log_level: str = "INFO"
+    max_body_bytes: int = 1024 * 1024    # a request body larger than this is refused (413) before it is read
     host: str = "127.0.0.1"
     port: int | None = None
 

@@ -22,7 +22,7 @@ from services.payments.domain.milestones import Milestone
 from services.payments.domain.reports import AGING_BUCKETS, AgingReport, ForecastLine
 from services.payments.domain.schedule import PaymentSchedule, PaymentTranche
 from shared.db import Database
-from shared.errors import NotFound
+from shared.errors import Invalid, NotFound
 from shared.local_time import local_date
 from shared.money import ZERO
 from shared.pagination import decode_cursor, page_of
@@ -54,9 +54,27 @@ def history_of(db: Database, org: str, contract_id: str) -> dict:
     return history_view(_schedule(db, org, contract_id))
 
 
-def late_fees_of(db: Database, org: str, contract_id: str, as_of: dt.date) -> dict:
+# A statement has a row per tranche and late day: asking for one far in the future must not build
+# millions of rows. Ten years after the first due date (or today, before any is due) outlasts any
+# limitation period (诉讼时效: three years) with room to spare.
+MAX_STATEMENT_DAYS = 3660
+
+
+def late_fees_of(db: Database, org: str, contract_id: str, as_of: dt.date, today: dt.date) -> dict:
     schedule = _schedule(db, org, contract_id)
+    _within_statement_horizon(schedule, as_of, today)
     return late_fees_view(schedule, schedule.late_fees(as_of), as_of)
+
+
+def _within_statement_horizon(schedule: PaymentSchedule, as_of: dt.date, today: dt.date) -> None:
+    due_dates = [t.due_date for t in schedule.tranches if t.due_date is not None]
+    start = min(due_dates, default=today)
+    if (as_of - start).days > MAX_STATEMENT_DAYS:
+        latest = start + dt.timedelta(days=MAX_STATEMENT_DAYS)
+        raise Invalid(f"as_of may be at most {MAX_STATEMENT_DAYS} days after the first due date "
+                      f"({start.isoformat()}): {latest.isoformat()} at the latest.",
+                      errors=[{"parameter": "as_of", "in": "query",
+                               "detail": f"at most {latest.isoformat()}"}])
 
 
 def invoices_page(db: Database, org: str, contract_id: str | None, cursor: str | None, limit: int) -> dict:

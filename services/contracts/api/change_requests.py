@@ -23,6 +23,7 @@ from services.contracts.domain.change_approval import Assessment, ChangePolicy
 from services.contracts.domain.change_requests import ChangeKind, ProposedChange
 from services.contracts.service_layer import change_requests as cr_service
 from shared.auth import Principal, require
+from shared.downloads import attachment
 from shared.service import now_of, runtime_of
 
 router = APIRouter(prefix="/v1", tags=["change requests"])
@@ -42,7 +43,7 @@ class RaiseIn(_In):
     title: str = Field(min_length=1, max_length=500)
     description: str = Field(min_length=1, max_length=8000)
     reason: str = Field(min_length=1, max_length=4000)
-    kinds: list[ChangeKind] = Field(min_length=1)
+    kinds: list[ChangeKind] = Field(min_length=1, max_length=10)
     changes: ProposedChange
     submit: bool = Field(default=False, description="submit at once (starts the response-time clock)")
 
@@ -123,7 +124,7 @@ def amendment(request_id: str, request: Request, who: Principal = Depends(READ),
     if format == "html":
         return HTMLResponse(render_html(document))
     return Response(render_docx(document), media_type=DOCX, headers={
-        "Content-Disposition": f'attachment; filename="{document.number}-CR-{cr.number}-amendment.docx"'})
+        "Content-Disposition": attachment(f"{document.number}-CR-{cr.number}-amendment.docx")})
 
 
 @router.get(ONE + "/redline")
@@ -131,7 +132,7 @@ def redline(request_id: str, request: Request, who: Principal = Depends(READ)):
     """The amended version against the one it replaced, with Word tracked changes."""
     cr, _, old, new = views.amendment(runtime_of(request).db, who.org, request_id)
     return Response(render_redline_docx(old, new, cr.raised_by, cr.updated_at), media_type=DOCX, headers={
-        "Content-Disposition": f'attachment; filename="{new.number}-CR-{cr.number}-redline.docx"'})
+        "Content-Disposition": attachment(f"{new.number}-CR-{cr.number}-redline.docx")})
 
 
 @router.get("/change-policy")

@@ -29,6 +29,7 @@ from services.contracts.domain.templates import KINDS
 from services.contracts.domain.variables import LANGUAGES
 from services.contracts.service_layer import drafting
 from shared.auth import Principal
+from shared.downloads import attachment
 from shared.errors import Invalid
 from shared.idempotency import IdempotencyKey
 from shared.pagination import decode_cursor, encode_cursor
@@ -142,7 +143,7 @@ def get_document(contract_id: str, request: Request, principal: Principal = Depe
     sha256 = hashlib.sha256(content).hexdigest()
     headers = {"ETag": f'"{sha256}"', "X-Content-SHA256": sha256}
     if format == "docx":
-        headers["Content-Disposition"] = f'attachment; filename="{contract.number}-v{found.version}.docx"'
+        headers["Content-Disposition"] = attachment(f"{contract.number}-v{found.version}.docx")
     return Response(content, media_type=DOCX if format == "docx" else HTML, headers=headers)
 
 

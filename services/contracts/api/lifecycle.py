@@ -25,6 +25,7 @@ from services.contracts.domain.compare import compare
 from services.contracts.domain.contract import document_of
 from services.contracts.service_layer import lifecycle
 from shared.auth import Principal, require
+from shared.downloads import attachment
 from shared.errors import Invalid, NotFound, field_error
 from shared.service import now_of, runtime_of
 
@@ -147,7 +148,7 @@ def signed_document(contract_id: str, request: Request, who: Principal = Depends
     if doc is None:
         raise NotFound(f"Contract {contract_id} is not signed.")
     return Response(doc.content, media_type=DOCX, headers={
-        "ETag": f'"{doc.sha256}"', "Content-Disposition": f'attachment; filename="{contract.number}-signed.docx"'})
+        "ETag": f'"{doc.sha256}"', "Content-Disposition": attachment(f"{contract.number}-signed.docx")})
 
 
 @router.get(CONTRACT + "/compare")
@@ -165,7 +166,7 @@ def compare_versions(contract_id: str, request: Request, who: Principal = Depend
                                                  f"version {from_} in {old_doc.language}")])
     content = render_redline_docx(old_doc, new_doc, new.created_by, new.created_at)
     return Response(content, media_type=DOCX, headers={
-        "Content-Disposition": f'attachment; filename="{contract.number}-v{from_}-v{to}-redline.docx"'})
+        "Content-Disposition": attachment(f"{contract.number}-v{from_}-v{to}-redline.docx")})
 
 
 @router.get(CONTRACT + "/audit")

@@ -32,7 +32,7 @@ class Condition(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     kind: Literal["always", "total_above", "non_standard_position", "contract_kind"] = "always"
     amount: Decimal | None = Field(default=None, ge=0, decimal_places=2)
-    kinds: list[Kind] | None = None
+    kinds: list[Kind] | None = Field(default=None, max_length=10)
 
     def applies(self, facts: "ReviewFacts") -> bool:
         if self.kind == "always":
@@ -58,7 +58,7 @@ class PolicyStep(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
     label: str | None = Field(default=None, max_length=200)
-    roles: list[Role] = Field(min_length=1)
+    roles: list[Role] = Field(min_length=1, max_length=10)
     when: Condition = Condition()
 
 
@@ -74,8 +74,8 @@ class RiskLimits(BaseModel):
 
 class ApprovalPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    steps: list[PolicyStep] = Field(min_length=1)
-    override_roles: list[Role] = Field(default_factory=lambda: ["approver"], min_length=1)
+    steps: list[PolicyStep] = Field(min_length=1, max_length=20)
+    override_roles: list[Role] = Field(default_factory=lambda: ["approver"], min_length=1, max_length=10)
     risk_limits: RiskLimits = RiskLimits()
 
     @field_validator("steps")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,8 +25,8 @@ class Assessment(BaseModel):
     cost: Decimal = Field(decimal_places=2, allow_inf_nan=False)          # may be negative (a saving)
     schedule_days: int = Field(ge=-3650, le=3650)
     risk: Literal["low", "medium", "high"]
-    affected_deliverables: list[str] = []
-    affected_services: list[str] = []
+    affected_deliverables: list[Annotated[str, Field(max_length=200)]] = Field(default=[], max_length=200)
+    affected_services: list[Annotated[str, Field(max_length=200)]] = Field(default=[], max_length=200)
     notes: str | None = Field(default=None, max_length=4000)
 
 
@@ -34,7 +34,7 @@ class ChangeCondition(BaseModel):
     model_config = _STRICT
     kind: Literal["always", "cost_above", "kinds"] = "always"
     amount: Decimal | None = Field(default=None, ge=0, decimal_places=2)
-    kinds: list[ChangeKind] | None = None
+    kinds: list[ChangeKind] | None = Field(default=None, max_length=10)
 
     def applies(self, kinds: set[str], cost: Decimal) -> bool:
         if self.kind == "always":
@@ -47,13 +47,13 @@ class ChangeCondition(BaseModel):
 class ChangeStep(BaseModel):
     model_config = _STRICT
     key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
-    roles: list[Role] = Field(min_length=1)
+    roles: list[Role] = Field(min_length=1, max_length=10)
     when: ChangeCondition = ChangeCondition()
 
 
 class ChangePolicy(BaseModel):
     model_config = _STRICT
-    steps: list[ChangeStep] = Field(min_length=1)
+    steps: list[ChangeStep] = Field(min_length=1, max_length=20)
 
 
 DEFAULT_CHANGE_POLICY = ChangePolicy(steps=[

@@ -23,11 +23,13 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from services.contracts.domain.amount_words import MAX_AMOUNT
+from services.contracts.domain.variables import writable
 from shared.business_calendar import BusinessCalendar
 from shared.errors import Conflict, Invalid, field_error
 from shared.money import FEN, HUNDRED, allocate_percent
@@ -81,9 +83,9 @@ class TrancheChange(BaseModel):
     key: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     action: Literal["add", "modify", "remove"] = "modify"
     label: str | None = Field(default=None, min_length=1, max_length=200)
-    amount: Decimal | None = Field(default=None, gt=0, decimal_places=2, allow_inf_nan=False)
-    trigger: dict[str, Any] | None = None
-    due: dict[str, Any] | None = None
+    amount: Decimal | None = Field(default=None, gt=0, le=MAX_AMOUNT, decimal_places=2, allow_inf_nan=False)
+    trigger: dict[str, Any] | None = Field(default=None, max_length=10)
+    due: dict[str, Any] | None = Field(default=None, max_length=10)
     is_retention: bool | None = None
 
     @model_validator(mode="after")
@@ -98,14 +100,15 @@ class DatesChange(BaseModel):
     model_config = _STRICT
     effective_date: dt.date | None = None
     end_date: dt.date | None = None
-    milestones: dict[str, dt.date] = {}     # milestone key -> new due date
+    milestones: dict[str, dt.date] = Field(default={}, max_length=200)     # milestone key -> new due date
 
 
 class ClauseChange(BaseModel):
     """Another position of the clause, or custom wording in each language."""
     model_config = _STRICT
-    position: str | None = Field(default=None, min_length=1)
-    custom: dict[Literal["zh-CN", "en"], str] | None = None
+    position: str | None = Field(default=None, min_length=1, max_length=60)
+    custom: dict[Literal["zh-CN", "en"], Annotated[str, Field(max_length=50_000), AfterValidator(writable)]] | None \
+        = Field(default=None, max_length=2)
 
     @model_validator(mode="after")
     def _one_of(self) -> ClauseChange:
@@ -116,12 +119,12 @@ class ClauseChange(BaseModel):
 
 class ProposedChange(BaseModel):
     model_config = _STRICT
-    total_price: Decimal | None = Field(default=None, gt=0, decimal_places=2, allow_inf_nan=False)
-    tranches: list[TrancheChange] = []
+    total_price: Decimal | None = Field(default=None, gt=0, le=MAX_AMOUNT, decimal_places=2, allow_inf_nan=False)
+    tranches: list[TrancheChange] = Field(default=[], max_length=100)
     dates: DatesChange | None = None
-    sla_targets: dict[str, Decimal] = {}    # SLA metric key -> new target
-    clauses: dict[str, ClauseChange] = {}   # clause key -> new position or wording
-    variables: dict[str, Any] = {}          # any other variable, by name, with its new value
+    sla_targets: dict[str, Decimal] = Field(default={}, max_length=100)    # SLA metric key -> new target
+    clauses: dict[str, ClauseChange] = Field(default={}, max_length=100)   # clause key -> new position or wording
+    variables: dict[str, Any] = Field(default={}, max_length=200)          # any other variable, by name
 
     @model_validator(mode="after")
     def _not_empty(self) -> ProposedChange:

@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import re
 import secrets
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
-from typing import Any, Callable, Iterable, Mapping
+from functools import lru_cache, wraps
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.visitor import NodeTransformer
 
 from services.contracts.domain.document import Block, Paragraph, Table
 from services.contracts.domain.document_tables import _field, cell, milestone_table, sla_table, tranche_table
@@ -56,18 +60,145 @@ class UnsafeClauseText(ClauseTextError):
     """The sandbox stopped an attempt to reach Python internals."""
 
 
+class ClauseOverBudget(ClauseTextError):
+    """A body that would render to more text, or loop more, than one clause ever needs."""
+
+
 class MissingVariable(ClauseTextError):
     def __init__(self, where: str, message: str, variable: str | None):
         super().__init__(where, message, variable=variable)
         self.variable = variable
 
 
+# --- the rendering budget ------------------------------------------------------------------------
+# The sandbox keeps a body away from Python's internals, not from the memory and the CPU: a
+# `namespace` doubled with `~` in a loop, or three nested `range(100000)`, would take gigabytes or
+# hours. Each render gets a budget: the text any value or the output may grow to, and the loop
+# turns of all its loops together. The built-in clauses render under 10,000 characters and loop a
+# few hundred times.
+
+@dataclass(frozen=True)
+class RenderBudget:
+    max_chars: int = 200_000
+    max_iterations: int = 100_000
+
+
+BUDGET = RenderBudget()
+
+
+class _Spending:
+    def __init__(self, budget: RenderBudget):
+        self.budget, self.iterations, self.output = budget, 0, 0
+
+    def turn(self) -> None:
+        self.iterations += 1
+        if self.iterations > self.budget.max_iterations:
+            raise _OverBudget(f"loops more than {self.budget.max_iterations} times")
+
+    def sized(self, value: Any) -> Any:
+        if isinstance(value, (str, list, tuple)) and len(value) > self.budget.max_chars:
+            raise _OverBudget(f"builds a value of more than {self.budget.max_chars} characters or items")
+        return value
+
+    def emitted(self, chunk: str) -> None:
+        self.output += len(chunk)
+        if self.output > self.budget.max_chars:
+            raise _OverBudget(f"renders more than {self.budget.max_chars} characters")
+
+    def width(self, value: Any) -> None:
+        """Refuse a size argument (a width, a count) that would build a value over the budget at once."""
+        if isinstance(value, int) and not isinstance(value, bool) and value > self.budget.max_chars:
+            raise _OverBudget(f"asks for a size of {value}, more than {self.budget.max_chars}")
+
+    def format_widths(self, template: str, values: Any = ()) -> None:
+        """`"%999999999s" % x`, `"{:>999999999}".format(x)`, `"%*s" % (10**9, x)`: refused before
+        the string is built."""
+        if _WIDE_FORMAT.search(template):
+            raise _OverBudget(f"formats to a width of more than {self.budget.max_chars} characters")
+        for value in values if isinstance(values, tuple) else (values,):
+            self.width(value)
+
+
+_WIDE_FORMAT = re.compile(r"%[-+ #0]*(?:\d{7,}|\d*\.\d{7,})|\{[^{}]*:[^{}]*\d{7,}[^{}]*\}")
+
+
+class _OverBudget(Exception):
+    pass
+
+
+_SPENDING: ContextVar[_Spending | None] = ContextVar("clause_render_spending", default=None)
+
+
+def _spending() -> _Spending:
+    # Outside render_blocks (a `when` condition, a direct render) each check gets the whole budget.
+    return _SPENDING.get() or _Spending(BUDGET)
+
+
+@contextmanager
+def _budgeted(budget: RenderBudget) -> Iterator[_Spending]:
+    token = _SPENDING.set(_Spending(budget))
+    try:
+        yield _SPENDING.get()
+    finally:
+        _SPENDING.reset(token)
+
+
+def _metered_loop(iterable: Any) -> Iterator[Any]:
+    spending = _spending()
+    for item in iterable:
+        spending.turn()
+        yield item
+
+
+def _metered_text(value: Any) -> Any:
+    return _spending().sized(value)
+
+
+def _metered_join(iterable: Any, separator: str = "", attribute: Any = None) -> str:
+    spending, parts, size = _spending(), [], 0
+    for item in iterable:
+        part = str(item if attribute is None else getattr(item, str(attribute)))
+        size += len(part) + len(separator)
+        if size > spending.budget.max_chars:
+            raise _OverBudget(f"joins to more than {spending.budget.max_chars} characters")
+        parts.append(part)
+    return separator.join(parts)
+
+
+def _metered_filter(name: str, function: Callable) -> Callable:
+    """The filter with its size arguments checked first (`center(10**9)`) and its result after."""
+    subject = 1 if hasattr(function, "jinja_pass_arg") else 0   # a context or environment comes first
+
+    @wraps(function)
+    def metered(*args: Any, **kwargs: Any) -> Any:
+        spending = _spending()
+        for value in (*args[subject + 1:], *kwargs.values()):
+            spending.width(value)
+        if name == "format" and len(args) > subject and isinstance(args[subject], str):
+            spending.format_widths(args[subject], tuple(args[subject + 1:]))
+        return spending.sized(function(*args, **kwargs))
+    return metered
+
+
+class _Metering(NodeTransformer):
+    """Routes every loop and every `~` of a body through the budget."""
+
+    def visit_For(self, node: nodes.For) -> nodes.For:
+        self.generic_visit(node)
+        node.iter = nodes.Filter(node.iter, "metered_loop", [], [], None, None, lineno=node.lineno)
+        return node
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Filter:
+        self.generic_visit(node)
+        return nodes.Filter(node, "metered_text", [], [], None, None, lineno=node.lineno)
+
+
 # --- the sandbox ---------------------------------------------------------------------------------
 
 class _ClauseEnvironment(ImmutableSandboxedEnvironment):
-    """The sandbox, plus a bound on `*` and `**`: `{{ "x" * 10**9 }}` would otherwise take the
-    memory of the service with it."""
-    intercepted_binops = frozenset({"*", "**"})
+    """The sandbox, plus bounds on `*`, `**`, `+` and `%` and on every call: `{{ "x" * 10**9 }}`
+    would otherwise take the memory of the service with it."""
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
     MAX_POWER = 64
     MAX_REPEAT = 100_000
 
@@ -79,7 +210,24 @@ class _ClauseEnvironment(ImmutableSandboxedEnvironment):
                 if isinstance(seq, (str, list, tuple)) and isinstance(times, int) \
                         and len(seq) * times > self.MAX_REPEAT:
                     raise SecurityError(f"repeating a sequence to more than {self.MAX_REPEAT} items")
-        return super().call_binop(context, operator, left, right)
+        if operator == "%" and isinstance(left, str):
+            _spending().format_widths(left, right)
+        return _spending().sized(super().call_binop(context, operator, left, right))
+
+    def call(__self, __context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 (Jinja's signature)
+        spending = _spending()
+        if isinstance(getattr(__obj, "__self__", None), str):   # "x".center(10**9), "".join(...)
+            for value in (*args, *kwargs.values()):
+                spending.width(value)
+            if __obj.__name__ == "join" and len(args) == 1 and not kwargs:
+                return _metered_join(args[0], __obj.__self__)
+        return spending.sized(super().call(__context, __obj, *args, **kwargs))
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """`"{:>999999999}".format(x)`: the widths are read when the method is looked up."""
+        if getattr(value, "__name__", "") in ("format", "format_map") and isinstance(getattr(value, "__self__", None), str):
+            _spending().format_widths(value.__self__)
+        return super().wrap_str_format(value)
 
 
 def _make_environment(language: str) -> ImmutableSandboxedEnvironment:
@@ -93,6 +241,8 @@ def _make_environment(language: str) -> ImmutableSandboxedEnvironment:
         "date": lambda v: format_date(v, language),
         "duration": lambda v, unit=None: format_duration(v, language, unit),
     })
+    env.filters = {name: _metered_filter(name, f) for name, f in env.filters.items()}
+    env.filters.update({"join": _metered_join, "metered_loop": _metered_loop, "metered_text": _metered_text})
     return env
 
 
@@ -148,7 +298,7 @@ def _compiled(language: str, source: str):
     refused = _private_names(tree) | {_LOADING_TAGS[type(n)] for n in tree.find_all(tuple(_LOADING_TAGS))}
     if refused:
         raise SecurityError(f"refers to {', '.join(sorted(refused))}")
-    return env.from_string(tree)
+    return env.from_string(_Metering().visit(tree))
 
 
 @lru_cache(maxsize=256)
@@ -159,6 +309,8 @@ def _compiled_condition(expression: str):
 def _guarded(where: str, action: Callable[[], Any]) -> Any:
     try:
         return action()
+    except _OverBudget as error:
+        raise ClauseOverBudget(where, f"over the rendering budget: the body {error}") from None
     except (SecurityError, OverflowError) as error:   # OverflowError: the sandbox's bound on range()
         raise UnsafeClauseText(where, f"refused by the sandbox: {error}") from error
     except UndefinedError as error:
@@ -189,8 +341,18 @@ def render_blocks(source: str, language: str, values: Mapping[str, Any], where: 
     lists for `table("name")`: {variable: {field: label}}."""
     sink = _TableSink(language, values, labels or {})
     context = {**values, "language": language, **sink.helpers()}
-    text = _guarded(where, lambda: _compiled(language, source).render(context))
+    with _budgeted(BUDGET) as spending:
+        text = _guarded(where, lambda: _render_within(spending, _compiled(language, source), context))
     return _guarded(where, lambda: sink.blocks(text))
+
+
+def _render_within(spending: _Spending, template, context: Mapping[str, Any]) -> str:
+    """Rendered piece by piece, so output over the budget stops the render rather than ending it."""
+    chunks = []
+    for chunk in template.generate(context):
+        spending.emitted(chunk)
+        chunks.append(chunk)
+    return "".join(chunks)
 
 
 def plain_blocks(text: str) -> tuple[Block, ...]:

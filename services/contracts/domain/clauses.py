@@ -11,13 +11,16 @@ without drafting new words. Choosing anything but the standard is a deviation (i
 """
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from types import MappingProxyType
-from typing import Iterator, Literal, Mapping, NamedTuple
+from typing import Any, Iterator, Literal, Mapping, NamedTuple
 
-from services.contracts.domain.clause_text import ClauseTextInvalid, check_body
-from services.contracts.domain.variables import LANGUAGES, VariableSpec
+from services.contracts.domain.clause_text import (ClauseOverBudget, ClauseTextError, ClauseTextInvalid, check_body,
+                                                  render_blocks)
+from services.contracts.domain.variables import LANGUAGES, Duration, Money, Party, VariableSpec
 from shared.errors import Conflict, Invalid, NotFound
 
 ClauseStatus = Literal["draft", "published", "deprecated"]
@@ -164,6 +167,29 @@ class ClauseVersion:
                     for p in self.positions for lang in LANGUAGES for problem in check_body(p.body[lang], readable)]
         if problems:
             raise ClauseTextInvalid(self.label, "; ".join(problems))
+
+    def check_budget(self) -> None:
+        """Render every body once with stand-in values (the largest each declaration allows): a body
+        over the rendering budget (ClauseOverBudget, 422) is refused before any contract uses it.
+        Other failures are the stand-ins' fault, not the body's; drafting reports those."""
+        values = {**{v.name: _stand_in(v) for v in self.variables}, "contract_kind": "-", "contract_title": "-"}
+        for position in self.positions:
+            for language in LANGUAGES:
+                try:
+                    render_blocks(position.body[language], language, values,
+                                  f"{self.label}, position {position.key} ({language})")
+                except ClauseOverBudget:
+                    raise
+                except ClauseTextError:
+                    pass
+
+
+def _stand_in(spec: VariableSpec) -> Any:
+    """A value of the declared type; numbers at their declared maximum, the worst case for a loop."""
+    number = spec.max if spec.max is not None else spec.min if spec.min is not None else Decimal(1)
+    return {"text": "-", "integer": int(number), "decimal": number, "percent": number, "boolean": True,
+            "money": Money(Decimal("1.00")), "date": dt.date(2026, 1, 1), "duration": Duration(1, "working_days"),
+            "party": Party(name="-"), "list": (), "enum": spec.values[0] if spec.values else "-"}[spec.type]
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ the document and the terms payments and SLA act on cannot disagree.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
@@ -18,7 +19,8 @@ from services.contracts.domain.clauses import STANDARD, PositionChoice
 from services.contracts.domain.document import ContractDocument
 from services.contracts.domain.assembly import render_document
 from services.contracts.domain.templates import ResolvedTemplate
-from services.contracts.domain.variables import LANGUAGES, Money, Problem, Record, VariablesInvalid, pointer
+from services.contracts.domain.variables import (LANGUAGES, Money, Problem, Record, VariablesInvalid, pointer,
+                                                unwritable)
 from shared.events.contracts import (DueTerm, LatePaymentPenalty, Milestone, Party, ServiceHours, SlaMetric,
                                      SlaTerms, Tranche, TrancheTrigger)
 from shared.money import HUNDRED, allocate_percent
@@ -122,7 +124,7 @@ def _deviation(clause_key: str, choice: PositionChoice) -> Deviation:
 def drafting_rules(values: Mapping[str, Any]) -> list[Problem]:
     """The rules no single variable's type can state. Each rule runs on whatever parsed, so a
     draft with a bad date still hears that its percentages do not add up."""
-    problems = _tranche_rules(values) + _milestone_rules(values)
+    problems = _tranche_rules(values) + _milestone_rules(values) + _number_rules(values)
     start, end = values.get("effective_date"), values.get("end_date")
     if start and end and end <= start:
         problems.append(Problem(pointer("variables", "end_date"), "must be after the effective date"))
@@ -139,6 +141,21 @@ def drafting_rules(values: Mapping[str, Any]) -> list[Problem]:
     metrics = values.get("sla_metrics") or ()
     problems += _repeats("sla_metrics", [m.key for m in metrics])
     return problems
+
+
+MAX_NUMBER_CHARS = 100
+
+
+def _number_rules(values: Mapping[str, Any]) -> list[Problem]:
+    """The number names the contract in file names, headers and searches: one line, and short."""
+    number = values.get("contract_number")
+    if not isinstance(number, str):
+        return []
+    if re.search(r"[\t\n\r\x85\u2028\u2029]", number):
+        return [Problem(pointer("variables", "contract_number"), "must be one line, without tabs")]
+    if len(number) > MAX_NUMBER_CHARS:
+        return [Problem(pointer("variables", "contract_number"), f"must be at most {MAX_NUMBER_CHARS} characters")]
+    return []
 
 
 def _tranche_rules(values: Mapping[str, Any]) -> list[Problem]:
@@ -226,6 +243,9 @@ def _choice(article, wanted: Any, language: str) -> tuple[PositionChoice | None,
         text = wanted["custom"]
         if not isinstance(text, Mapping) or not str(text.get(language) or "").strip():
             return None, f"custom wording needs the text in {language}"
+        problem = next(filter(None, (unwritable(str(v)) for v in text.values())), None)
+        if problem:
+            return None, f"custom wording {problem}"
         return PositionChoice("custom", text=MappingProxyType({k: str(v) for k, v in text.items()})), None
     if isinstance(wanted, Mapping) and set(wanted) == {"omit"}:
         if not wanted["omit"]:

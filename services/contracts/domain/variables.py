@@ -13,13 +13,16 @@ is not; the drafting rules that span several variables can then still run and ad
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType, SimpleNamespace
 from typing import Annotated, Any, Iterable, Literal, Mapping, NamedTuple
 
-from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError,
-                      WithJsonSchema, create_model, model_validator)
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter,
+                      ValidationError, WithJsonSchema, create_model, model_validator)
+
+from services.contracts.domain.amount_words import MAX_AMOUNT
 
 from shared.errors import Invalid, field_error
 from shared.events.contracts import DueTerm, Milestone, SlaMetric, TrancheTrigger
@@ -69,13 +72,36 @@ def _decimal_string(pattern: str, example: str) -> WithJsonSchema:
 AmountString = _decimal_string(r"^[0-9]+(\.[0-9]{1,2})?$", "100000.00")
 PercentString = _decimal_string(r"^[0-9]+(\.[0-9]+)?$", "30")
 DecimalString = _decimal_string(r"^-?[0-9]+(\.[0-9]+)?$", "1.5")
-NonEmptyText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+MAX_TEXT = 20_000   # one text value; the longest built-in sample is under 1,000
+
+# What a contract document cannot carry: control characters (XML 1.0, and so DOCX, has no NUL and
+# no C0 control but tab and line breaks; C1 controls are invisible in every office suite), lone
+# surrogates and the non-characters U+FFFE and U+FFFF.
+_UNWRITABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def unwritable(text: str) -> str | None:
+    """Why `text` cannot go into a contract document, or None."""
+    found = _UNWRITABLE.search(text)
+    return None if found is None else f"contains the control character U+{ord(found.group()):04X}"
+
+
+def writable(text: str) -> str:
+    problem = unwritable(text)
+    if problem:
+        raise ValueError(problem)
+    return text
+
+
+NonEmptyText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT),
+                         AfterValidator(writable)]
 
 
 @dataclass(frozen=True)
 class Money:
     __pydantic_config__ = ConfigDict(extra="forbid")
-    amount: Annotated[Decimal, Field(ge=0, decimal_places=2, allow_inf_nan=False), AmountString]
+    # At most what the amount can be written out in words (人民币玖仟玖佰...元玖角玖分), as a contract must.
+    amount: Annotated[Decimal, Field(ge=0, le=MAX_AMOUNT, decimal_places=2, allow_inf_nan=False), AmountString]
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "CNY"
 
 

@@ -74,6 +74,8 @@ def _set_clause_status(uow: ContractsUnitOfWork, catalogue: Catalogue, who: Prin
                        now: dt.datetime, status: str) -> ClauseVersion:
     with uow:
         library = catalogue.fresh(uow.clause_versions, who.org)
+        if status == "published":   # a body over the rendering budget never reaches a contract
+            library.clauses.clause(key).version(number).check_budget()
         change = library.clauses.publish if status == "published" else library.clauses.deprecate
         changed = change(key, number)   # 409 from the domain: a published version is not published again
         _ensure_templates_resolve(library, f"{changed.label} {status}")

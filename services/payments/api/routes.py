@@ -24,6 +24,7 @@ from services.payments import service_layer, views
 from services.payments.api.schemas import (CalendarFeedIn, InvoiceIn, MilestoneAcceptIn, MilestoneReachIn,
                                            MilestoneRejectIn, MilestoneSubmitIn, PaymentIn)
 from shared.auth import Principal, require
+from shared.downloads import attachment
 from shared.errors import Invalid, field_error
 from shared.idempotency import IdempotencyKey
 from shared.local_time import local_date
@@ -81,8 +82,10 @@ def get_history(contract_id: str, request: Request, principal: Principal = Depen
 @router.get("/payment-schedules/{contract_id}/late-fees")
 def get_late_fees(contract_id: str, request: Request, principal: Principal = Depends(READ),
                   as_of: dt.date | None = None):
-    """Late fees day by day up to `as_of` (default today), with the cap applied."""
-    return views.late_fees_of(_db(request), principal.org, contract_id, as_of or _today(request))
+    """Late fees day by day up to `as_of` (default today), with the cap applied. `as_of` may be at most
+    3,660 days after the first due date (422 otherwise): one row per day is built."""
+    today = _today(request)
+    return views.late_fees_of(_db(request), principal.org, contract_id, as_of or today, today)
 
 
 # --- milestones --------------------------------------------------------------------------------
@@ -176,7 +179,7 @@ def aging(request: Request, principal: Principal = Depends(READ), as_of: dt.date
 def aging_csv(request: Request, principal: Principal = Depends(READ), as_of: dt.date | None = None):
     as_of = as_of or _today(request)
     return Response(views.aging_csv_of(_db(request), principal.org, as_of), media_type=CSV,
-                    headers={"Content-Disposition": f'attachment; filename="aging-{as_of}.csv"'})
+                    headers={"Content-Disposition": attachment(f"aging-{as_of}.csv")})
 
 
 @router.get("/reports/cash-flow")
@@ -189,7 +192,7 @@ def cash_flow(request: Request, principal: Principal = Depends(READ), months: in
 def cash_flow_csv(request: Request, principal: Principal = Depends(READ), months: int = Query(12, ge=1, le=60)):
     today = _today(request)
     return Response(views.cash_flow_csv_of(_db(request), principal.org, today, months), media_type=CSV,
-                    headers={"Content-Disposition": f'attachment; filename="cash-flow-{today:%Y-%m}.csv"'})
+                    headers={"Content-Disposition": attachment(f"cash-flow-{today:%Y-%m}.csv")})
 
 
 # --- calendar feeds ----------------------------------------------------------------------------

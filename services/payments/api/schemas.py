@@ -4,7 +4,9 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from pydantic import AnyUrl, BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import AnyUrl, BaseModel, ConfigDict, Field, UrlConstraints
 
 
 class _Body(BaseModel):
@@ -16,7 +18,7 @@ class MilestoneReachIn(_Body):
 
 
 class MilestoneSubmitIn(_Body):
-    evidence: list[AnyUrl] = Field(min_length=1, max_length=50,
+    evidence: list[Annotated[AnyUrl, UrlConstraints(max_length=2000)]] = Field(min_length=1, max_length=50,
                                    description="Links to the acceptance evidence (reports, deliveries).")
     note: str | None = Field(default=None, max_length=4000)
 
