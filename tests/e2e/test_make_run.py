@@ -20,8 +20,10 @@ READY_DEADLINE_S = 180
 
 
 def _free_offset() -> int:
+    # Below the ephemeral range (32768+), where other tests' free ports and client sockets come from:
+    # a block chosen there could be taken by one of them before `qiyue dev` binds it.
     for _ in range(50):
-        offset = random.randrange(20000, 40000, 10)
+        offset = random.randrange(10000, 23000, 10)
         if not any(port_open(p + offset) for p in (9092, *registry.ports().values())):
             return offset
     pytest.skip("no free block of ports")
@@ -44,6 +46,13 @@ def _all_ready(offset: int) -> bool:
         return False
 
 
+def _diagnosis(proc: subprocess.Popen, var_dir) -> str:
+    """What `qiyue dev` printed and the end of each service's log, for a failure to read."""
+    out = proc.communicate(timeout=30)[0] if proc.stdout else ""
+    logs = {p.name: p.read_text(errors="replace")[-1500:] for p in sorted((var_dir / "logs").glob("*.log"))}
+    return "qiyue dev said:\n" + out + "".join(f"\n--- {name}\n{text}" for name, text in logs.items())
+
+
 def _stop(proc: subprocess.Popen) -> str:
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=30)
@@ -57,9 +66,9 @@ def test_make_run_gets_ready_stops_cleanly_and_keeps_data(tmp_path):
         # A deadline for the condition, not a figure: how fast it starts is for bench/, and a busy
         # machine may take several times longer than an idle one.
         wait_until(lambda: _all_ready(offset), READY_DEADLINE_S, interval=0.3, message="all four /readyz answer 200")
-    except AssertionError:
+    except AssertionError as exc:
         proc.kill()
-        raise
+        raise AssertionError(f"{exc}\n{_diagnosis(proc, tmp_path)}") from None
     out = _stop(proc)
     assert proc.returncode == 0, out
     for name, port in registry.ports().items():
