@@ -72,3 +72,18 @@ def months(first: Period, last: Period) -> list[Period]:
     while out[-1] < last:
         out.append(out[-1].next())
     return out
+
+
+def new_by_source(items: list, seen: set) -> tuple[list[str], list]:
+    """Each item's status ("accepted", or "duplicate" when its (contract, source id) was seen before or
+    earlier in the same batch) and the accepted ones, in order: a feed may send the same input twice."""
+    statuses, fresh = [], []
+    for item in items:
+        key = (item.contract_id, item.source_id)
+        if key in seen:
+            statuses.append("duplicate")
+            continue
+        seen.add(key)
+        statuses.append("accepted")
+        fresh.append(item)
+    return statuses, fresh

@@ -5,7 +5,7 @@ import datetime as dt
 
 from services.sla.domain.definitions import SlaDefinition
 from services.sla.domain.periods import Period
-from services.sla.domain.samples import FEEDS, months, windows_touched
+from services.sla.domain.samples import FEEDS, months, new_by_source, windows_touched
 from services.sla.service_layer.unit_of_work import SlaUnitOfWork
 from services.sla.service_layer.windows import WindowKey, refresh_windows
 from shared.events.sla import MetricSampleRecorded
@@ -19,14 +19,7 @@ def record_samples(uow: SlaUnitOfWork, org: str, samples: list[MetricSampleRecor
         if definitions is None:
             definitions = uow.definitions.get_many(org, [s.contract_id for s in samples])
         seen = uow.samples.known_sources(org, [(s.contract_id, s.source_id) for s in samples])
-        statuses, fresh = [], []
-        for s in samples:
-            if (s.contract_id, s.source_id) in seen:
-                statuses.append("duplicate")
-                continue
-            seen.add((s.contract_id, s.source_id))
-            statuses.append("accepted")
-            fresh.append(s)
+        statuses, fresh = new_by_source(samples, seen)
         uow.samples.add(org, fresh, now)
         for contract_id in sorted({s.contract_id for s in fresh}):
             definition = definitions.get(contract_id)

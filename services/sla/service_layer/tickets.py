@@ -7,6 +7,7 @@ from typing import Iterable
 
 from services.sla.domain.definitions import MetricDefinition, SlaDefinition
 from services.sla.domain.periods import Period
+from services.sla.domain.samples import new_by_source
 from services.sla.domain.ticket_clock import TicketEvent, read_clock
 from services.sla.domain.time_basis import basis_for
 from services.sla.domain.timers import Timer
@@ -24,14 +25,7 @@ def record_ticket_events(uow: SlaUnitOfWork, org: str, events: list[TicketEventR
         if definitions is None:
             definitions = uow.definitions.get_many(org, [e.contract_id for e in events])
         seen = uow.tickets.known_sources(org, [(e.contract_id, e.source_id) for e in events])
-        statuses, fresh = [], []
-        for e in events:
-            if (e.contract_id, e.source_id) in seen:
-                statuses.append("duplicate")
-                continue
-            seen.add((e.contract_id, e.source_id))
-            statuses.append("accepted")
-            fresh.append(e)
+        statuses, fresh = new_by_source(events, seen)
         uow.tickets.add_events(org, fresh, now)
         for contract_id in sorted({e.contract_id for e in fresh}):
             definition = definitions.get(contract_id)
