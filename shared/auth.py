@@ -7,19 +7,27 @@ so another organisation's id simply is not found (404).
 """
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
+import httpx
 import jwt
 from fastapi import Depends, Request
 
 from shared.errors import Forbidden, Unauthorized
 from shared.settings import Settings
 
+log = logging.getLogger("qiyue.auth")
 ROLES = ("legal", "pm", "finance", "approver", "vendor", "viewer", "admin")
 ANY_ROLE = ROLES
+
+
+STREAM_AUDIENCE = "qiyue:stream"   # a stream token says so twice: its audience and its scope
+STREAM_SCOPE = "stream"
 
 
 @dataclass(frozen=True)
@@ -27,6 +35,7 @@ class Principal:
     sub: str
     org: str
     roles: frozenset[str]
+    expires_at: int | None = None      # the token's `exp`: a stream token minted from it lives no longer
 
     def has(self, *roles: str) -> bool:
         return "admin" in self.roles or bool(self.roles.intersection(roles))
@@ -38,27 +47,120 @@ def issue_token(secret: str, sub: str, org: str, roles: Iterable[str], ttl_s: in
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
+def issue_stream_token(principal: Principal, settings: Settings) -> tuple[str, int]:
+    """A token for `/v1/stream` and `/dashboard` only, the one kind a URL may carry (EventSource cannot
+    send headers): same sub, org and roles, a few minutes long and never longer than the caller's own."""
+    now = int(time.time())
+    expires = now + settings.stream_token_ttl_s
+    if principal.expires_at is not None:
+        expires = min(expires, principal.expires_at)
+    claims = {"sub": principal.sub, "org": principal.org, "roles": sorted(principal.roles), "iat": now,
+              "exp": expires, "aud": STREAM_AUDIENCE, "scope": STREAM_SCOPE}
+    return jwt.encode(claims, settings.jwt_key(), algorithm="HS256"), expires
+
+
+class JwksKeys:
+    """The identity provider's signing keys from its JWKS URL, kept `ttl_s`. When a fetch fails the last
+    good keys serve `grace_s` longer (an IdP blip does not log everyone out), then tokens are refused (a
+    key the IdP revoked is not trusted forever). An unknown `kid` (a rotation) fetches again, at most
+    every `refetch_s`, so tokens with made-up kids cannot hammer the IdP."""
+
+    def __init__(self, url: str, ttl_s: float, grace_s: float, refetch_s: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.url, self.ttl_s, self.grace_s, self.refetch_s, self.clock = url, ttl_s, grace_s, refetch_s, clock
+        self._keys: dict[str | None, Any] | None = None
+        self._fetched_at = self._tried_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def key_for(self, kid: str | None):
+        with self._lock:
+            now = self.clock()
+            if now - self._fetched_at >= self.ttl_s:
+                self._refresh(now)
+            if kid not in self._current(now):
+                self._refresh(now)
+            key = self._current(now).get(kid)
+        if key is None:
+            raise Unauthorized("The token is signed with a key the identity provider does not publish.")
+        return key
+
+    def _current(self, now: float) -> dict:
+        if self._keys is None or now - self._fetched_at >= self.ttl_s + self.grace_s:
+            raise Unauthorized("The identity provider's signing keys cannot be fetched; try again later.")
+        return self._keys
+
+    def _refresh(self, now: float) -> None:
+        if now - self._tried_at < self.refetch_s:
+            return
+        self._tried_at = now
+        try:
+            response = httpx.get(self.url, timeout=5.0)
+            response.raise_for_status()
+            keys = {k.key_id: k.key for k in jwt.PyJWKSet.from_dict(response.json()).keys}
+        except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
+            log.warning("JWKS fetch from %s failed: %s", self.url, exc)
+            return
+        if len(keys) == 1:
+            keys[None] = next(iter(keys.values()))   # a token without `kid` means the only key
+        self._keys, self._fetched_at = keys, now
+
+
 @lru_cache(maxsize=4)
-def _jwks_client(url: str) -> jwt.PyJWKClient:
-    return jwt.PyJWKClient(url, cache_keys=True)
+def _jwks(url: str, ttl_s: float, grace_s: float) -> JwksKeys:
+    return JwksKeys(url, ttl_s, grace_s)
 
 
 def decode_token(token: str, settings: Settings) -> Principal:
-    options = {"require": ["sub", "exp"]}
+    """A bearer token from the Authorization header. A stream token is refused here: it only opens
+    the stream, which is why it may travel in a URL."""
     kwargs = {"audience": settings.jwt_audience, "issuer": settings.jwt_issuer}
     kwargs = {k: v for k, v in kwargs.items() if v}
+    if settings.jwt_jwks_url:
+        jwks = _jwks(settings.jwt_jwks_url, settings.jwks_cache_ttl_s, settings.jwks_grace_s)
+        claims = _decode(token, lambda: jwks.key_for(_kid(token)), "RS256", settings, **kwargs)
+    else:
+        claims = _decode(token, settings.jwt_key, "HS256", settings, **kwargs)
+    if claims.get("scope") == STREAM_SCOPE:
+        raise Unauthorized("A stream token only opens /v1/stream and /dashboard; send your bearer token.")
+    return _principal(claims, settings.jwt_max_lifetime_s, settings.jwt_leeway_s)
+
+
+def decode_stream_token(token: str, settings: Settings) -> Principal:
+    """A token from `POST /v1/stream-tokens`, the only kind accepted as `?token=`: a full bearer token
+    in a URL (logs, history, Referer) is refused, so leaking a URL leaks minutes of read-only stream."""
+    claims = _decode(token, settings.jwt_key, "HS256", settings, audience=STREAM_AUDIENCE)
+    if claims.get("scope") != STREAM_SCOPE:
+        raise Unauthorized("Only a stream token (POST /v1/stream-tokens) is accepted in the URL.")
+    return _principal(claims, settings.stream_token_ttl_s, settings.jwt_leeway_s)
+
+
+def _kid(token: str) -> str | None:
     try:
-        if settings.jwt_jwks_url:
-            key = _jwks_client(settings.jwt_jwks_url).get_signing_key_from_jwt(token).key
-            claims = jwt.decode(token, key, algorithms=["RS256"], options=options, **kwargs)
-        else:
-            claims = jwt.decode(token, settings.jwt_key(), algorithms=["HS256"], options=options, **kwargs)
+        return jwt.get_unverified_header(token).get("kid")
     except jwt.PyJWTError as exc:
         raise Unauthorized(f"Invalid bearer token: {exc}") from None
+
+
+def _decode(token: str, key: Callable[[], Any], algorithm: str, settings: Settings, **kwargs) -> dict:
+    try:
+        return jwt.decode(token, key(), algorithms=[algorithm], leeway=settings.jwt_leeway_s,
+                          options={"require": ["sub", "exp", "iat"]}, **kwargs)
+    except jwt.PyJWTError as exc:
+        raise Unauthorized(f"Invalid bearer token: {exc}") from None
+
+
+def _principal(claims: dict, max_lifetime_s: int, leeway_s: int) -> Principal:
+    issued, expires = claims["iat"], claims["exp"]
+    if not all(isinstance(v, (int, float)) for v in (issued, expires)):
+        raise Unauthorized("The token's `iat` and `exp` must be numbers.")
+    if issued > time.time() + leeway_s:
+        raise Unauthorized("The token is issued in the future.")
+    if expires - issued > max_lifetime_s:
+        raise Unauthorized(f"The token lives longer than the {max_lifetime_s} s allowed.")
     org, roles = claims.get("org"), claims.get("roles") or []
     if not isinstance(org, str) or not org or not isinstance(roles, list):
         raise Unauthorized("The token must carry an `org` and a list of `roles`.")
-    return Principal(sub=str(claims["sub"]), org=org, roles=frozenset(map(str, roles)))
+    return Principal(sub=str(claims["sub"]), org=org, roles=frozenset(map(str, roles)), expires_at=int(expires))
 
 
 def current_principal(request: Request) -> Principal:

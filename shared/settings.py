@@ -6,10 +6,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
+MIN_SECRET_BYTES = 32   # HS256 keys shorter than its 256-bit output can be brute-forced offline from one token
 
 
 def var_dir() -> Path:
@@ -50,6 +51,11 @@ class Settings(BaseSettings):
     jwt_jwks_url: str | None = None       # production: RS256 keys from the identity provider
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
+    jwt_max_lifetime_s: int = 24 * 3600  # a token whose exp - iat is longer is refused, however it was signed
+    jwt_leeway_s: int = 60               # clock skew allowed between the issuer and us (iat, exp)
+    jwks_cache_ttl_s: float = 600        # the identity provider's keys are fetched again after this long
+    jwks_grace_s: float = 3600           # ... and if that fetch fails, the last good keys serve this much longer
+    stream_token_ttl_s: int = 300        # `POST /v1/stream-tokens`: the only tokens accepted in a URL
     public_base_url: str | None = None    # links in notifications
     scheduler_interval_s: float = 1.0
     relay_poll_interval_s: float = 0.5   # safety net for commits made by other replicas
@@ -58,6 +64,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1024 * 1024    # a request body larger than this is refused (413) before it is read
     host: str = "127.0.0.1"
     port: int | None = None
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_enough(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None and len(secret.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"QIYUE_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes "
+                             f"(try `openssl rand -base64 48`)")
+        return secret
 
     def db_url(self) -> str:
         if self.database_url:

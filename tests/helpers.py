@@ -53,3 +53,12 @@ def served(app):
     finally:
         server.should_exit = True
         thread.join(20)
+
+
+def stream_token(base: str, *roles: str, org: str = "acme", sub: str = "user-1") -> str:
+    """A stream token minted over HTTP by the SLA service at `base` (the only token a URL may carry)."""
+    import httpx
+
+    response = httpx.post(f"{base}/v1/stream-tokens", headers=auth(*roles, org=org, sub=sub))
+    assert response.status_code == 201, response.text
+    return response.json()["token"]

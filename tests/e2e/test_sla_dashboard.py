@@ -42,11 +42,14 @@ def test_dashboard_shows_a_breach_live_without_reloading(make_settings, tmp_path
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
         try:
             page = browser.new_page()
-            page.goto(f"{base}/dashboard?token={token('viewer')}")
+            stream_urls: list[str] = []
+            page.on("request", lambda r: stream_urls.append(r.url) if "/v1/stream?" in r.url else None)
+            page.goto(f"{base}/dashboard#token={token('viewer')}")   # a fragment reaches no server
             page.wait_for_selector(f'#contracts tr[data-contract="{desk}"][data-metric="fr"]')
             page.wait_for_selector(f'#contracts tr[data-contract="{calls}"][data-metric="sl"]')
             page.wait_for_function("document.getElementById('connection').textContent === 'live'")
             assert "token=" not in page.url               # moved out of the address bar at once
+            assert "token=" + token("viewer") not in str(stream_urls)   # the stream got a stream token
             page.evaluate("window.__sameDocument = true")   # gone if the page reloads
 
             opened = dt.datetime.now(dt.timezone.utc)     # 1.8 s allowed from now

@@ -1,6 +1,6 @@
 """The live stream (Server-Sent Events) over real HTTP: filtered by organisation and contract,
-starting at the present, resumable with Last-Event-ID; the token may ride in the query string
-for the stream and the dashboard page only."""
+starting at the present, resumable with Last-Event-ID; a stream token (never a bearer token) may
+ride in the query string, for the stream and the dashboard page only."""
 from __future__ import annotations
 
 import datetime as dt
@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from tests.helpers import auth, served, token
+from tests.helpers import auth, served, stream_token, token
 
 UTC = dt.timezone.utc
 ROUND_THE_CLOCK = {str(d): [["00:00", "24:00"]] for d in range(1, 8)}
@@ -74,7 +74,7 @@ class Stream:
 @contextmanager
 def stream(base: str, *, org: str = "acme", last_event_id: int | None = None, contract_id: str | None = None,
            in_header: bool = False):
-    params = {} if in_header else {"token": token("viewer", org=org)}
+    params = {} if in_header else {"token": stream_token(base, "viewer", org=org)}
     if contract_id:
         params["contract_id"] = contract_id
     headers = auth("viewer", org=org) if in_header else {}
@@ -135,9 +135,11 @@ def test_token_in_the_query_only_for_the_stream_and_the_page(sla_url):
     response = httpx.get(f"{sla_url}/v1/stream")
     assert response.status_code == 401 and response.headers["content-type"] == "application/problem+json"
     assert httpx.get(f"{sla_url}/v1/stream", params={"token": "forged"}).status_code == 401
-    assert httpx.get(f"{sla_url}/v1/stream", params={"token": token("viewer"), "last_event_id": "x"}).status_code == 422
-    assert httpx.get(f"{sla_url}/v1/sla/overview", params={"token": token("viewer")}).status_code == 401
-    assert httpx.get(f"{sla_url}/dashboard").status_code == 401
-    page = httpx.get(f"{sla_url}/dashboard", params={"token": token("viewer")})
+    minted = stream_token(sla_url, "viewer")
+    assert httpx.get(f"{sla_url}/v1/stream", params={"token": minted, "last_event_id": "x"}).status_code == 422
+    assert httpx.get(f"{sla_url}/v1/sla/overview", params={"token": minted}).status_code == 401
+    assert httpx.get(f"{sla_url}/dashboard", params={"token": token("viewer")}).status_code == 401   # bearer in a URL
+    page = httpx.get(f"{sla_url}/dashboard", params={"token": minted})
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert page.headers["referrer-policy"] == "no-referrer" and "EventSource" in page.text
+    assert httpx.get(f"{sla_url}/dashboard").status_code == 200   # the shell holds no data; it reads #token=

@@ -6,6 +6,8 @@ Roles: any role reads; `pm` manages definitions; `pm` and `vendor` report ticket
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import time
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, Header, Path as PathParam, Query, Request
@@ -18,7 +20,7 @@ from services.sla.api.schemas import DefinitionIn, SampleBatch, SampleIn, Ticket
 from services.sla.domain.definitions import MetricDefinition, SlaDefinition, check_sla_terms
 from services.sla.domain.periods import Period
 from services.sla.domain.samples import check_sample, check_ticket_event
-from shared.auth import ANY_ROLE, Principal, current_principal, decode_token, require
+from shared.auth import ANY_ROLE, Principal, current_principal, decode_stream_token, issue_stream_token, require
 from shared.errors import Forbidden, Invalid, field_error
 from shared.events.sla import MetricSampleRecorded, TicketEventRecorded
 from shared.idempotency import IdempotencyKey
@@ -174,11 +176,13 @@ def overview(request: Request, principal: Principal = Depends(require())):
 
 # --- live stream and page ----------------------------------------------------------------------
 #
-# EventSource cannot send an Authorization header, so the stream and the page also accept the
-# bearer token as `?token=`. The trade-off: a token in a URL can end up in proxy and access logs,
-# browser history and Referer headers. Only these two read-only routes accept it; the page sends
-# `Referrer-Policy: no-referrer`, moves the token out of the address bar into sessionStorage at
-# once, and uses the header for every other call. Use a short-lived viewer token for it.
+# EventSource cannot send an Authorization header, so the stream and the page also accept a token
+# as `?token=`. A token in a URL can end up in proxy and access logs, browser history and Referer
+# headers, so the URL accepts only a stream token: minted by `POST /v1/stream-tokens` from a bearer
+# token, a few minutes long (`QIYUE_STREAM_TOKEN_TTL_S`), good for these two read-only routes and
+# refused everywhere else. A full bearer token in the URL is refused (401). The page takes the bearer
+# token from the address fragment (`/dashboard#token=…`, never sent to a server), keeps it in
+# sessionStorage, and mints a fresh stream token whenever its EventSource needs one.
 
 STREAM_POLL_S = 0.25
 KEEPALIVE_S = 15.0
@@ -188,10 +192,22 @@ STREAM_MAX_S = 60.0
 PAGE = Path(__file__).with_name("dashboard.html")
 
 
+@router.post("/stream-tokens", status_code=201)
+def mint_stream_token(request: Request, principal: Principal = Depends(require())):
+    """A short-lived token for `/v1/stream?token=` and `/dashboard?token=` only (same user, org and roles)."""
+    token, expires = issue_stream_token(principal, request.app.state.settings)
+    return {"token": token, "token_type": "stream", "expires_at": _utc(expires),
+            "expires_in": max(0, expires - int(time.time()))}
+
+
+def _utc(epoch: int) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 def header_or_query_principal(request: Request, token: str | None = Query(
-        None, description="Bearer token, for EventSource clients that cannot send headers")) -> Principal:
+        None, description="A stream token from POST /v1/stream-tokens, for EventSource clients")) -> Principal:
     if token and not request.headers.get("authorization"):
-        principal = decode_token(token, request.app.state.settings)
+        principal = decode_stream_token(token, request.app.state.settings)
         request.state.principal = principal
     else:
         principal = current_principal(request)
@@ -246,8 +262,13 @@ def _resume_point(value: str | None) -> int | None:
 
 
 @page_router.get("/dashboard", response_class=HTMLResponse)
-def dashboard(principal: Principal = Depends(header_or_query_principal)):
-    """Every contract's compliance and live breaches: plain HTML and a little JavaScript."""
+def dashboard(request: Request, token: str | None = Query(None, description="A stream token, if any")):
+    """Every contract's compliance and live breaches: plain HTML and a little JavaScript.
+
+    The page holds no data (it reads everything with the bearer token from `#token=…`), so it needs
+    no token; but a token put in its query must be a stream token, as on the stream."""
+    if token:
+        decode_stream_token(token, request.app.state.settings)
     return HTMLResponse(PAGE.read_text(encoding="utf-8"), headers={
         "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
         "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-inline'; "
