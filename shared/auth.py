@@ -113,6 +113,8 @@ def _jwks(url: str, ttl_s: float, grace_s: float) -> JwksKeys:
 def decode_token(token: str, settings: Settings) -> Principal:
     """A bearer token from the Authorization header. A stream token is refused here: it only opens
     the stream, which is why it may travel in a URL."""
+    if _unverified(token).get("scope") == STREAM_SCOPE:   # refusing needs no signature check
+        raise Unauthorized("A stream token only opens /v1/stream and /dashboard; send your bearer token.")
     kwargs = {"audience": settings.jwt_audience, "issuer": settings.jwt_issuer}
     kwargs = {k: v for k, v in kwargs.items() if v}
     if settings.jwt_jwks_url:
@@ -132,6 +134,14 @@ def decode_stream_token(token: str, settings: Settings) -> Principal:
     if claims.get("scope") != STREAM_SCOPE:
         raise Unauthorized("Only a stream token (POST /v1/stream-tokens) is accepted in the URL.")
     return _principal(claims, settings.stream_token_ttl_s, settings.jwt_leeway_s)
+
+
+def _unverified(token: str) -> dict:
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError as exc:
+        raise Unauthorized(f"Invalid bearer token: {exc}") from None
+    return claims if isinstance(claims, dict) else {}
 
 
 def _kid(token: str) -> str | None:
