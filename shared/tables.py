@@ -74,13 +74,14 @@ def bookkeeping_tables(metadata: MetaData) -> dict[str, Table]:
         "idempotency_keys", metadata,
         Column("id", BigId, primary_key=True, autoincrement=True),
         Column("org", String(100), nullable=False),
+        Column("sub", String(200), nullable=False, server_default=""),   # a key is its user's own
         Column("key", String(200), nullable=False),
         Column("scope", String(300), nullable=False),
         Column("request_hash", String(64), nullable=False),
         Column("status_code", Integer, nullable=False),
         Column("response", JSON, nullable=False),
         Column("created_at", UtcDateTime(), nullable=False),
-        UniqueConstraint("org", "scope", "key", name="uq_idempotency_key"),
+        UniqueConstraint("org", "sub", "scope", "key", name="uq_idempotency_key_per_user"),
     )
     return {"outbox": outbox, "inbox": inbox, "leases": leases, "idempotency_keys": idempotency}
 

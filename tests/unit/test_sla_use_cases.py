@@ -371,7 +371,7 @@ def test_defining_through_the_api_answers_201_then_refuses_the_same_version_then
     uow = FakeUnitOfWork()
     proposed = definition_from_terms(terms())
     present = lambda d: {"contract_id": d.contract_id, "version": d.contract_version}   # noqa: E731
-    key = IdempotencyKey("acme", "POST /v1/sla/definitions", None, {})
+    key = IdempotencyKey("acme", "user-1", "POST /v1/sla/definitions", None, {})
     assert service_layer.define_sla(uow, proposed, key, NOW, present) == (201, {"contract_id": "c1", "version": 1})
     with pytest.raises(Conflict):
         service_layer.define_sla(uow, definition_from_terms(terms()), key, NOW, present)

@@ -54,7 +54,8 @@ def draft_contract(body: DraftIn, request: Request, principal: Principal = Depen
     """Draft a contract from a template: 201 with version 1, or 422 listing every bad variable."""
     wanted = drafting.DraftRequest(body.template, body.language, body.variables, body.positions,
                                    body.template_version)
-    key = IdempotencyKey(principal.org, "POST /v1/contracts", idempotency_key, body.model_dump(mode="json"))
+    key = IdempotencyKey(principal.org, principal.sub, "POST /v1/contracts", idempotency_key,
+                         body.model_dump(mode="json"))
     status, answer = drafting.draft_contract(runtime_of(request).uow(), catalogue(request), principal, wanted,
                                              now_of(request), key)
     return JSONResponse(answer, status_code=status, headers={"ETag": etag(answer["version"]),

@@ -25,7 +25,8 @@ ADMINS = Recipient("role", "admin")
 def create_endpoint(notifier: Notifier, uow: NotificationsUnitOfWork, org: str, created_by: str, fields: dict,
                     now: dt.datetime, present: Callable[..., dict], idempotency_key: str | None = None) -> Answer:
     """A new endpoint and its signing secret: (201, `present(endpoint, secret=...)`), the only
-    time the secret is shown; kept to sign with. Once per Idempotency-Key."""
+    time the secret is shown; kept to sign with. Once per Idempotency-Key (a replay answers
+    without the secret: it is never stored with the answer)."""
     url = fields["url"]
 
     def act() -> Answer:
@@ -39,7 +40,14 @@ def create_endpoint(notifier: Notifier, uow: NotificationsUnitOfWork, org: str, 
         uow.endpoints.add(endpoint)
         return 201, present(endpoint, secret=secret)
 
-    return once(uow, IdempotencyKey(org, "POST /v1/webhook-endpoints", idempotency_key, fields), act)
+    key = IdempotencyKey(org, created_by, "POST /v1/webhook-endpoints", idempotency_key, fields)
+    return once(uow, key, act, replay=_without_secret)
+
+
+def _without_secret(answer: dict) -> dict:
+    """What a replay answers: the secret is shown once, to the request that created the endpoint; a
+    caller that lost it deletes the endpoint and registers it again."""
+    return {k: v for k, v in answer.items() if k != "secret"}
 
 
 def enable_endpoint(uow: NotificationsUnitOfWork, org: str, endpoint_id: str) -> WebhookEndpoint:

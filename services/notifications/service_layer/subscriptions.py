@@ -34,7 +34,7 @@ def create_subscription(uow: NotificationsUnitOfWork, org: str, created_by: str,
             active=fields["active"], created_by=created_by, created_at=now, updated_at=now)
         return 201, present(row)
 
-    return once(uow, IdempotencyKey(org, "POST /v1/subscriptions", idempotency_key, fields), act)
+    return once(uow, IdempotencyKey(org, created_by, "POST /v1/subscriptions", idempotency_key, fields), act)
 
 
 def update_subscription(uow: NotificationsUnitOfWork, org: str, subscription_id: str, changes: dict,

@@ -136,8 +136,8 @@ def issue_invoice(contract_id: str, body: InvoiceIn, request: Request, principal
     """A payment request for what a due tranche still owes, numbered INV-<year>-<nnnnnn> per organisation."""
     now = now_of(request)
     _not_after_today(body.issued_on, local_date(now), "/issued_on")
-    key = IdempotencyKey(principal.org, f"POST /v1/payment-schedules/{contract_id}/invoices", idempotency_key,
-                         body.model_dump(mode="json"))
+    key = IdempotencyKey(principal.org, principal.sub, f"POST /v1/payment-schedules/{contract_id}/invoices",
+                         idempotency_key, body.model_dump(mode="json"))
     status, answer = service_layer.issue_invoice(_uow(request), key, principal.org, contract_id, body.tranche_id,
                                                  principal.sub, now, body.issued_on)
     return JSONResponse(answer, status_code=status)
@@ -160,8 +160,8 @@ def record_payment(contract_id: str, body: PaymentIn, request: Request, principa
     """A payment received: partial payments are accepted, more than the tranche owes is refused (422)."""
     now = now_of(request)
     _not_after_today(body.received_on, local_date(now), "/received_on")
-    key = IdempotencyKey(principal.org, f"POST /v1/payment-schedules/{contract_id}/payments", idempotency_key,
-                         body.model_dump(mode="json"))
+    key = IdempotencyKey(principal.org, principal.sub, f"POST /v1/payment-schedules/{contract_id}/payments",
+                         idempotency_key, body.model_dump(mode="json"))
     status, answer = service_layer.record_payment(_uow(request), key, principal.org, contract_id, body.tranche_id,
                                                   body.amount, body.received_on, body.reference, principal.sub, now)
     return JSONResponse(answer, status_code=status)

@@ -43,7 +43,8 @@ def create_definition(body: DefinitionIn, request: Request, principal: Principal
                       idempotency_key: str | None = Header(default=None)):
     """Define (or, with a higher `version`, amend) the SLA of a contract kept outside Qiyue."""
     _check_definition(body)
-    key = IdempotencyKey(principal.org, "POST /v1/sla/definitions", idempotency_key, body.model_dump(mode="json"))
+    key = IdempotencyKey(principal.org, principal.sub, "POST /v1/sla/definitions", idempotency_key,
+                         body.model_dump(mode="json"))
     status, answer = service_layer.define_sla(runtime_of(request).uow(), _proposed(body, principal.org), key,
                                               now_of(request), present=views.definition_view)
     return JSONResponse(answer, status_code=status, headers={"Location": f"/v1/sla/definitions/{body.contract_id}"})
