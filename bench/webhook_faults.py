@@ -55,7 +55,7 @@ class PerReadTimeoutSender(WebhookSender):
 
 
 def settings(**more) -> NotificationSettings:
-    return NotificationSettings(environment="test", jwt_secret="bench", allow_private_webhooks=True, **more)
+    return NotificationSettings(environment="test", jwt_secret="bench-" + "x" * 32, allow_private_webhooks=True, **more)
 
 
 def held(sender: WebhookSender, url: str) -> dict:

@@ -4,6 +4,11 @@ Development and tests sign with HS256 and a local secret; production verifies RS
 from the identity provider's JWKS URL. Every `/v1` endpoint depends on `require(...)`:
 no token → 401, wrong role → 403. Data is scoped to `principal.org` by the repositories,
 so another organisation's id simply is not found (404).
+
+Every token needs `iat` and lives at most `QIYUE_JWT_MAX_LIFETIME_S` (24 h). The JWKS keys are
+cached (`QIYUE_JWKS_CACHE_TTL_S`) and outlive a failing identity provider by a grace period
+(`QIYUE_JWKS_GRACE_S`). Stream tokens, minted by SLA's `POST /v1/stream-tokens`, are the only
+tokens a URL may carry (EventSource sends no headers) and are refused as bearer tokens.
 """
 from __future__ import annotations
 
@@ -56,7 +61,7 @@ def issue_stream_token(principal: Principal, settings: Settings) -> tuple[str, i
         expires = min(expires, principal.expires_at)
     claims = {"sub": principal.sub, "org": principal.org, "roles": sorted(principal.roles), "iat": now,
               "exp": expires, "aud": STREAM_AUDIENCE, "scope": STREAM_SCOPE}
-    return jwt.encode(claims, settings.jwt_key(), algorithm="HS256"), expires
+    return jwt.encode(claims, settings.stream_token_key(), algorithm="HS256"), expires
 
 
 class JwksKeys:
@@ -130,7 +135,10 @@ def decode_token(token: str, settings: Settings) -> Principal:
 def decode_stream_token(token: str, settings: Settings) -> Principal:
     """A token from `POST /v1/stream-tokens`, the only kind accepted as `?token=`: a full bearer token
     in a URL (logs, history, Referer) is refused, so leaking a URL leaks minutes of read-only stream."""
-    claims = _decode(token, settings.jwt_key, "HS256", settings, audience=STREAM_AUDIENCE)
+    try:
+        claims = _decode(token, settings.stream_token_key, "HS256", settings, audience=STREAM_AUDIENCE)
+    except RuntimeError as exc:   # no secret to check it with: no stream token can be good
+        raise Unauthorized(str(exc)) from None
     if claims.get("scope") != STREAM_SCOPE:
         raise Unauthorized("Only a stream token (POST /v1/stream-tokens) is accepted in the URL.")
     return _principal(claims, settings.stream_token_ttl_s, settings.jwt_leeway_s)
@@ -163,7 +171,10 @@ def _principal(claims: dict, max_lifetime_s: int, leeway_s: int) -> Principal:
     issued, expires = claims["iat"], claims["exp"]
     if not all(isinstance(v, (int, float)) for v in (issued, expires)):
         raise Unauthorized("The token's `iat` and `exp` must be numbers.")
-    if issued > time.time() + leeway_s:
+    now = time.time()
+    if expires <= now:   # the leeway is for an issuer's clock ahead of ours (iat), not for expiry
+        raise Unauthorized("Invalid bearer token: Signature has expired")
+    if issued > now + leeway_s:
         raise Unauthorized("The token is issued in the future.")
     if expires - issued > max_lifetime_s:
         raise Unauthorized(f"The token lives longer than the {max_lifetime_s} s allowed.")

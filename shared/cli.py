@@ -31,6 +31,9 @@ def cmd_token(args) -> int:
     from shared.auth import issue_token
 
     settings = settings_for(SERVICES[0])
+    if args.ttl > settings.jwt_max_lifetime_s:   # the services would refuse it
+        print(f"--ttl may be at most {settings.jwt_max_lifetime_s} s (QIYUE_JWT_MAX_LIFETIME_S)", file=sys.stderr)
+        return 2
     print(issue_token(settings.jwt_key(), args.sub, args.org, args.role, ttl_s=args.ttl))
     return 0
 

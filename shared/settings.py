@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
     jwt_max_lifetime_s: int = 24 * 3600  # a token whose exp - iat is longer is refused, however it was signed
-    jwt_leeway_s: int = 60               # clock skew allowed between the issuer and us (iat, exp)
+    jwt_leeway_s: int = 60               # an issuer's clock this far ahead of ours is allowed (iat)
     jwks_cache_ttl_s: float = 600        # the identity provider's keys are fetched again after this long
     jwks_grace_s: float = 3600           # ... and if that fetch fails, the last good keys serve this much longer
     stream_token_ttl_s: int = 300        # `POST /v1/stream-tokens`: the only tokens accepted in a URL
@@ -89,6 +89,12 @@ class Settings(BaseSettings):
         if self.environment == "production":
             raise RuntimeError("QIYUE_JWT_SECRET or QIYUE_JWT_JWKS_URL must be set in production")
         return dev_jwt_secret()
+
+    def stream_token_key(self) -> str:
+        """Stream tokens are ours to sign (HS256), also when bearer tokens come from a JWKS URL."""
+        if self.jwt_secret is None and self.environment == "production":
+            raise RuntimeError("QIYUE_JWT_SECRET must be set to sign stream tokens, also with QIYUE_JWT_JWKS_URL")
+        return self.jwt_key()
 
 
 def settings_for(service: str, **overrides) -> Settings:

@@ -235,7 +235,7 @@ def test_hanging_dripping_resetting_and_idn_endpoints_never_hold_up_anyone_else(
 
 
 def sender(**overrides) -> WebhookSender:
-    settings = NotificationSettings(environment="test", jwt_secret="x", allow_private_webhooks=True, **overrides)
+    settings = NotificationSettings(environment="test", jwt_secret="x" * 32, allow_private_webhooks=True, **overrides)
     return WebhookSender(settings)
 
 

@@ -14,7 +14,7 @@ SERVICES = ("contracts", "payments", "notifications")
 
 def _openapi(service: str, tmp_path) -> dict:
     settings = Settings(service=service, environment="test", database_url=f"sqlite:///{tmp_path / 'x.db'}",
-                        jwt_secret="x")
+                        jwt_secret="x" * 32)
     return importlib.import_module(f"services.{service}.app").create(settings, start=False).openapi()
 
 
