@@ -74,6 +74,18 @@ def test_a_replay_answers_without_the_secret_shown_once(notifications):
     assert "secret" not in replay.json() and first.json()["secret"] not in replay.text
 
 
+def test_a_lost_secret_is_rotated_and_the_new_one_shown_once(notifications):
+    created = notifications.post("/v1/webhook-endpoints", json=HOOK, headers=admin("ann", "k-1")).json()
+    rotate = f"/v1/webhook-endpoints/{created['id']}/rotate-secret"
+    first, second = (notifications.post(rotate, headers=auth("admin")) for _ in range(2))
+    assert first.status_code == second.status_code == 200, first.text
+    secrets = {created["secret"], first.json()["secret"], second.json()["secret"]}
+    assert len(secrets) == 3 and all(s.startswith("whsec_") for s in secrets)
+    shown = notifications.get(f"/v1/webhook-endpoints/{created['id']}", headers=auth("admin"))
+    assert shown.status_code == 200 and "secret" not in shown.json()
+    assert notifications.post(rotate, headers=auth("admin", org="globex")).status_code == 404
+
+
 def _race(post, n: int = 4) -> list:
     """`n` threads send the same request at once (a barrier lines them up)."""
     barrier, answers = threading.Barrier(n), [None] * n

@@ -146,6 +146,13 @@ def enable_endpoint(endpoint_id: str, request: Request, principal: Principal = D
     return schemas.endpoint_view(endpoint)
 
 
+@router.post("/webhook-endpoints/{endpoint_id}/rotate-secret")
+def rotate_endpoint_secret(endpoint_id: str, request: Request, principal: Principal = Depends(ADMIN)):
+    """A new signing secret, shown in this answer only; deliveries are signed with it from now on."""
+    endpoint, secret = service_layer.rotate_endpoint_secret(runtime_of(request).uow(), principal.org, endpoint_id)
+    return schemas.endpoint_view(endpoint, secret=secret)
+
+
 @router.delete("/webhook-endpoints/{endpoint_id}", status_code=204)
 def delete_endpoint(endpoint_id: str, request: Request, principal: Principal = Depends(ADMIN)):
     service_layer.delete_endpoint(runtime_of(request).uow(), principal.org, endpoint_id)

@@ -165,6 +165,10 @@ class WebhookEndpoint:
         self.events.append(WebhookEndpointDisabled(org=self.org, endpoint_id=self.id, url=self.url, reason=reason,
                                                    disabled_at=now))
 
+    def rotate_secret(self, secret: str) -> None:
+        """Sign with a new secret from the next send on (the old one, lost or leaked, stops working)."""
+        self.secret = secret
+
     def enable(self) -> None:
         self.status, self.disabled_at, self.disabled_reason = "active", None, None
         self.failing_since, self.failed_deliveries = None, 0

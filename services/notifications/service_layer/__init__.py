@@ -7,7 +7,8 @@ work (`with uow: ... uow.commit()`); routes, the handler, the job and the CLI ca
 - `subscriptions`, `endpoints` (incl. disabling a failing one), `inbox`.
 """
 from services.notifications.service_layer.deliveries import fan_out, redeliver
-from services.notifications.service_layer.endpoints import create_endpoint, delete_endpoint, enable_endpoint
+from services.notifications.service_layer.endpoints import (create_endpoint, delete_endpoint, enable_endpoint,
+                                                            rotate_endpoint_secret)
 from services.notifications.service_layer.inbox import mark_all_read, mark_read
 from services.notifications.service_layer.sending import send_due
 from services.notifications.service_layer.subscriptions import (create_subscription, delete_subscription,
@@ -16,4 +17,4 @@ from services.notifications.service_layer.unit_of_work import NotificationsUnitO
 
 __all__ = ["NotificationsUnitOfWork", "create_endpoint", "create_subscription", "delete_endpoint",
            "delete_subscription", "enable_endpoint", "fan_out", "mark_all_read", "mark_read", "redeliver",
-           "send_due", "update_subscription"]
+           "rotate_endpoint_secret", "send_due", "update_subscription"]

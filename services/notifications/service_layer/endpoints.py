@@ -46,8 +46,19 @@ def create_endpoint(notifier: Notifier, uow: NotificationsUnitOfWork, org: str, 
 
 def _without_secret(answer: dict) -> dict:
     """What a replay answers: the secret is shown once, to the request that created the endpoint; a
-    caller that lost it deletes the endpoint and registers it again."""
+    caller that lost it rotates it (`rotate_endpoint_secret`)."""
     return {k: v for k, v in answer.items() if k != "secret"}
+
+
+def rotate_endpoint_secret(uow: NotificationsUnitOfWork, org: str, endpoint_id: str) -> tuple[WebhookEndpoint, str]:
+    """A new signing secret for an endpoint (shown once, like the first): what to do when it is lost."""
+    with uow:
+        endpoint = _endpoint(uow, org, endpoint_id)
+        secret = signing.new_secret()
+        endpoint.rotate_secret(secret)
+        uow.endpoints.save(endpoint)
+        uow.commit()
+    return endpoint, secret
 
 
 def enable_endpoint(uow: NotificationsUnitOfWork, org: str, endpoint_id: str) -> WebhookEndpoint:
