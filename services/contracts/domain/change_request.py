@@ -88,9 +88,10 @@ class ChangeRequest(StoredAggregate):
 
     def assess(self, assessment: Assessment, review: ChangeReview, by: str, now: dt.datetime,
                current_version: int) -> None:
-        """The impact recorded, with the approval chain the policy gives its kinds and cost. A
+        """The impact recorded, with the approval chain the policy gives its kinds and price change. A
         request whose base was amended meanwhile is assessed against the contract as it is now."""
         self.ensure_allowed("assess")
+        self.ensure_may_assess(by)
         self.base_version = current_version
         self.assessment = {**assessment.model_dump(mode="json"), "by": by, "at": now.isoformat()}
         self.review = review.to_dict()
@@ -99,15 +100,27 @@ class ChangeRequest(StoredAggregate):
                                                  approval_steps=[s["key"] for s in review.steps]))
         self.moved("assess", now)
 
+    def ensure_may_assess(self, by: str) -> None:
+        if by == self.raised_by:
+            raise Forbidden("Four eyes: whoever raised a change request cannot assess it.")
+
     def approve(self, by: str, roles: frozenset[str], comment: str | None, now: dt.datetime) -> None:
-        """One step; the last one makes the request approved."""
+        """One step; the last one (with every blocking finding overridden) makes the request approved."""
         self.ensure_allowed("approve")
         review = ChangeReview.from_dict(self.review)
-        last = review.approve(by, roles, self.raised_by, now, comment)
+        self._decided("approve", review, review.approve(by, roles, self.raised_by, now, comment), now)
+
+    def override(self, by: str, roles: frozenset[str], finding: str, reason: str, now: dt.datetime) -> None:
+        """A blocking finding of the amended contract let pass with a reason, as for a draft."""
+        self.ensure_allowed("override")
+        review = ChangeReview.from_dict(self.review)
+        self._decided("override", review, review.override(by, roles, self.raised_by, now, finding, reason), now)
+
+    def _decided(self, command: str, review: ChangeReview, complete: bool, now: dt.datetime) -> None:
         self.review = review.to_dict()
-        if last:
+        if complete:
             self.events.append(ChangeRequestApproved(**self._fields()))
-        self.moved("approve", now, ChangeStatus.APPROVED if last else ChangeStatus.ASSESSED)
+        self.moved(command, now, ChangeStatus.APPROVED if complete else ChangeStatus.ASSESSED)
 
     def reject(self, by: str, roles: frozenset[str], comment: str, now: dt.datetime) -> None:
         """An assessed request is rejected at its next step; a submitted one at screening."""
