@@ -260,6 +260,19 @@ def test_the_raiser_cannot_assess_and_nothing_is_written(uow, catalogue):
     assert uow.change_requests.items[rid].status == "submitted" and uow.commits == commits
 
 
+def test_only_the_raiser_submits_and_admin_alone_does_not_screen(uow, catalogue):
+    cid = _signed(uow, catalogue)
+    cr = change_requests.raise_request(uow, catalogue, PM, cid, title="t", description="d", reason="r",
+                                       kinds=["scope"], change=CHANGE, now=NOW)
+    with pytest.raises(Forbidden, match="raised"):
+        change_requests.submit(uow, Principal("legal-li", ORG, frozenset({"legal"})), cr.id, NOW)
+    change_requests.submit(uow, PM, cr.id, NOW)
+    with pytest.raises(Forbidden, match="administrator"):
+        change_requests.reject(uow, Principal("admin-1", ORG, frozenset({"admin"})), cr.id, "no", NOW)
+    assert uow.change_requests.items[cr.id].status == "submitted"
+    assert change_requests.reject(uow, ASSESSOR, cr.id, "out of scope", NOW).status == "rejected"
+
+
 def test_the_chain_follows_the_computed_price_change_not_the_declared_cost(uow, catalogue):
     up = ProposedChange.model_validate({"total_price": "1486000.00",
                                         "tranches": [{"key": "acceptance", "amount": "650100.00"}]})

@@ -13,12 +13,17 @@ from dataclasses import dataclass, field
 
 from services.contracts.domain.change_approval import Assessment, ChangeReview
 from services.contracts.domain.change_requests import ChangeStatus, ProposedChange, TRANSITIONS, ensure_allowed
+from services.contracts.domain.duties import ensure_holds
 from shared.errors import Forbidden
 from services.contracts.domain.stored import StoredAggregate
 from shared.events.base import EventPayload
 from shared.events.change_requests import (ChangeRequestApproved, ChangeRequestAssessed, ChangeRequestImplemented,
                                            ChangeRequestOverdue, ChangeRequestRejected, ChangeRequestSubmitted,
                                            ChangeRequestWithdrawn)
+
+
+# Who may turn a submitted request away before it is assessed (admin only with one of them).
+SCREENING_ROLES = ("pm", "legal", "finance", "approver")
 
 
 @dataclass
@@ -79,9 +84,12 @@ class ChangeRequest(StoredAggregate):
         self.revision += 1
         self.updated_at = now
 
-    def submit(self, now: dt.datetime, due: dt.datetime) -> None:
-        """The clock of the change-control clause starts."""
+    def submit(self, by: str, now: dt.datetime, due: dt.datetime) -> None:
+        """The clock of the change-control clause starts. Only the raiser submits: the submitter, like
+        the raiser, decides nothing on the request, and the request keeps one name for both."""
         self.ensure_allowed("submit")
+        if by != self.raised_by:
+            raise Forbidden("Only whoever raised a change request submits it.")
         self.submitted_at, self.assessment_due_at = now, due
         self.events.append(ChangeRequestSubmitted(**self._fields(), assessment_due_at=due))
         self.moved("submit", now)
@@ -131,6 +139,7 @@ class ChangeRequest(StoredAggregate):
         elif by == self.raised_by:
             raise Forbidden("Four eyes: whoever raised a change request cannot decide on it; withdraw it instead.")
         else:
+            ensure_holds(roles, list(SCREENING_ROLES), "Screening a change request")
             review.decisions.append({"step": "screening", "decision": "rejected", "by": by,
                                      "at": now.isoformat(), "comment": comment})
         self.review = review.to_dict()

@@ -112,7 +112,7 @@ def submit(uow: ContractsUnitOfWork, who: Principal, request_id: str, now: dt.da
         terms = terms_of(contract, uow.contracts.version(contract, contract.version))
         days, unit = (terms.change_response.days, terms.change_response.unit) if terms.change_response \
             else DEFAULT_RESPONSE
-        cr.submit(now, assessment_due(now, days, unit, _calendar(terms)))
+        cr.submit(who.sub, now, assessment_due(now, days, unit, _calendar(terms)))
     return _transition(uow, who, request_id, "submit", change)
 
 
