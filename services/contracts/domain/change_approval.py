@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Annotated, Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -102,8 +102,8 @@ class ChangeReview:
     overrides: list[dict] = field(default_factory=list)    # [{"finding", "by", "at", "reason"}]
 
     @classmethod
-    def open(cls, policy: ChangePolicy, kinds: set[str], price_change: Decimal, blockers: list[dict] = (),
-             override_roles: list[str] = ("approver",)) -> ChangeReview:
+    def open(cls, policy: ChangePolicy, kinds: set[str], price_change: Decimal, blockers: Sequence[dict] = (),
+             override_roles: Sequence[str] = ("approver",)) -> ChangeReview:
         steps = [{"key": s.key, "roles": list(s.roles)} for s in policy.steps if s.when.applies(kinds, price_change)]
         return cls(steps, price_change=f"{price_change:.2f}", blockers=list(blockers),
                    override_roles=list(override_roles))
