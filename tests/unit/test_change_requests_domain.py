@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, strategies as st
 
-from services.contracts.domain.change_approval import DEFAULT_CHANGE_POLICY, ChangeReview
+from services.contracts.domain.change_approval import DEFAULT_CHANGE_POLICY, ChangeReview, price_change
 from services.contracts.domain.change_requests import (ChangeStatus, ProposedChange, apply_change, assessment_due, current_amounts,
                                                        ensure_allowed, find_overlap, percents_for)
 from shared.money import allocate_percent as allocate
@@ -152,6 +152,57 @@ def test_the_chain_follows_kind_and_cost_and_keeps_four_eyes():
     assert big_price.approve("lee", frozenset({"legal"}), "alice", at, None) is False
     assert big_price.approve("fay", frozenset({"finance"}), "alice", at, None) is True
     assert ChangeReview.from_dict(big_price.to_dict()).pending == []
+
+
+def test_each_step_of_a_change_has_its_own_person_and_admin_needs_the_steps_role():
+    at = dt.datetime(2026, 5, 1, tzinfo=UTC)
+    review = ChangeReview.open(DEFAULT_CHANGE_POLICY, {"price"}, Decimal("150000.00"))
+    with pytest.raises(Forbidden, match="administrator"):
+        review.approve("admin-1", frozenset({"admin"}), "alice", at, None)
+    review.approve("wu", frozenset({"pm", "legal", "finance"}), "alice", at, None)
+    with pytest.raises(Forbidden, match="Separation of duties"):
+        review.approve("wu", frozenset({"pm", "legal", "finance"}), "alice", at, None)
+    with pytest.raises(Forbidden, match="Separation of duties"):
+        review.reject("wu", frozenset({"pm", "legal", "finance"}), "alice", at, "no")
+    review.approve("lee", frozenset({"legal", "admin"}), "alice", at, None)
+    assert review.approve("fay", frozenset({"finance"}), "alice", at, None) is True
+    assert [d["by"] for d in review.decisions] == ["wu", "lee", "fay"]
+
+
+BLOCKER = {"id": "dispatch_reclassification_risk:subcontracting", "code": "dispatch_reclassification_risk",
+           "clause": "subcontracting", "message": "..."}
+
+
+def test_an_amendment_with_a_blocking_finding_waits_for_an_override_with_a_reason():
+    at = dt.datetime(2026, 5, 1, tzinfo=UTC)
+    review = ChangeReview.open(DEFAULT_CHANGE_POLICY, {"scope"}, Decimal(0), [BLOCKER], ["approver"])
+    assert review.approve("pat", frozenset({"pm"}), "alice", at, None) is False      # steps done, finding open
+    with pytest.raises(Conflict, match="risk overrides"):
+        review.approve("pia", frozenset({"pm"}), "alice", at, None)
+    with pytest.raises(Forbidden, match="Four eyes"):
+        review.override("alice", frozenset({"approver"}), "alice", at, BLOCKER["id"], "ok")
+    with pytest.raises(Forbidden):
+        review.override("pat", frozenset({"pm"}), "alice", at, BLOCKER["id"], "ok")
+    with pytest.raises(Invalid) as blank:
+        review.override("chen", frozenset({"approver"}), "alice", at, BLOCKER["id"], " \u3000 ")
+    assert [e["pointer"] for e in blank.value.errors] == ["/reason"]
+    assert review.override("chen", frozenset({"approver"}), "alice", at, BLOCKER["id"], "另行修订措辞") is True
+    assert ChangeReview.from_dict(review.to_dict()) == review
+
+
+@pytest.mark.parametrize("before, after, change", [
+    ({"total_amount": "1000000.00"}, {"total_amount": "1150000.00"}, "150000.00"),
+    ({"total_amount": "1000000.00"}, {"total_amount": "900000.00"}, "-100000.00"),
+    # a monthly fee raised by 10,000 over a twelve-month term, the total left as it was
+    ({"total_amount": "2330470.00", "monthly_fee": "186437.60"},
+     {"total_amount": "2330470.00", "monthly_fee": "196437.60"}, "120000.00"),
+    ({"total_amount": "1000000.00"}, {"total_amount": "1000000.00"}, "0.00"),
+])
+def test_the_price_change_is_computed_from_the_terms_before_and_after(before, after, change):
+    term = {"effective_date": "2026-03-01", "end_date": "2027-02-28"}
+    assert price_change({**term, **before}, {**term, **after}) == Decimal(change)
+    steps = ChangeReview.open(DEFAULT_CHANGE_POLICY, {"scope"}, price_change({**term, **before}, {**term, **after}))
+    assert ("finance" in [s["key"] for s in steps.steps]) == (abs(Decimal(change)) > Decimal("100000.00"))
 
 
 @pytest.mark.parametrize("submitted, days, due", [

@@ -150,6 +150,55 @@ def test_a_blocking_finding_holds_the_review_until_overridden_with_a_reason():
         review.override("approver-chen", APPROVER, AUTHORS, NOW, BLOCKER["id"], "again")
 
 
+def test_each_person_decides_one_step_of_a_round_and_the_submitter_none():
+    everything = frozenset({"legal", "finance", "approver"})
+    review = Review.open(1, 1, DEFAULT_POLICY, facts(blockers=[BLOCKER]), submitted_by="legal-sun")
+    with pytest.raises(Forbidden, match="submitted"):
+        review.approve("legal-sun", LEGAL, AUTHORS, NOW)
+    review.approve("all-wu", everything, AUTHORS, NOW)                           # legal
+    with pytest.raises(Forbidden, match="Separation of duties") as refused:
+        review.approve("all-wu", everything, AUTHORS, NOW, step="finance")
+    assert refused.value.extra == {"decided_step": "legal"}
+    for act in (lambda: review.override("all-wu", everything, AUTHORS, NOW, BLOCKER["id"], "ok"),
+                lambda: review.reject("all-wu", everything, AUTHORS, NOW, "no")):
+        with pytest.raises(Forbidden, match="Separation of duties"):
+            act()
+    review.override("approver-chen", APPROVER | FINANCE, AUTHORS, NOW, BLOCKER["id"], "另签保密协议")
+    with pytest.raises(Forbidden, match="Separation of duties"):                   # the overrider holds a seat too
+        review.approve("approver-chen", APPROVER | FINANCE, AUTHORS, NOW)
+    review.approve("finance-wang", FINANCE, AUTHORS, NOW)
+    assert review.outcome == "approved" and Review.from_dict(review.to_dict()) == review
+
+
+def test_admin_decides_a_step_only_when_the_step_names_a_role_it_holds():
+    admin = frozenset({"admin"})
+    review = Review.open(1, 1, DEFAULT_POLICY, facts("10.00", blockers=[BLOCKER]))
+    with pytest.raises(Forbidden, match="administrator"):
+        review.approve("admin-1", admin, AUTHORS, NOW)
+    with pytest.raises(Forbidden):
+        review.reject("admin-1", admin, AUTHORS, NOW, "no")
+    with pytest.raises(Forbidden, match="administrator"):
+        review.override("admin-1", admin, AUTHORS, NOW, BLOCKER["id"], "ok")
+    review.approve("admin-legal", admin | LEGAL, AUTHORS, NOW)
+    named = ApprovalPolicy(steps=[PolicyStep(key="board", roles=["admin"])], override_roles=["admin"])
+    board = Review.open(1, 1, named, facts(blockers=[BLOCKER]))
+    board.approve("admin-1", admin, AUTHORS, NOW)                                # the policy names admin
+    board.override("admin-2", admin, AUTHORS, NOW, BLOCKER["id"], "董事会决议")
+    assert board.outcome == "approved"
+
+
+@pytest.mark.parametrize("reason", ["", "   ", "\t\n", "\u3000"])
+def test_an_override_reason_cannot_be_blank(reason):
+    review = Review.open(1, 1, DEFAULT_POLICY, facts(blockers=[BLOCKER]))
+    with pytest.raises(Invalid) as refused:
+        review.override("approver-chen", APPROVER, AUTHORS, NOW, BLOCKER["id"], reason)
+    assert [e["pointer"] for e in refused.value.errors] == ["/reason"]
+    with pytest.raises(Invalid) as both:
+        review.override("approver-chen", APPROVER, AUTHORS, NOW, "other:-", reason)
+    assert [e["pointer"] for e in both.value.errors] == ["/finding", "/reason"]
+    assert review.overrides == []
+
+
 def test_a_review_survives_storage_unchanged():
     review = Review.open(2, 3, DEFAULT_POLICY, facts(blockers=[BLOCKER]))
     review.approve("legal-li", LEGAL, AUTHORS, NOW, comment="ok")

@@ -14,7 +14,7 @@ from services.contracts.domain.change_requests import ProposedChange
 from services.contracts.service_layer import change_requests, drafting, lifecycle
 from services.contracts.service_layer.catalogue import Catalogue
 from shared.auth import Principal
-from shared.errors import Conflict, Forbidden, PreconditionFailed, PreconditionRequired
+from shared.errors import Conflict, Forbidden, Invalid, PreconditionFailed, PreconditionRequired
 from shared.local_time import SHANGHAI
 from tests.fakes_contracts import FakeUnitOfWork
 
@@ -228,6 +228,79 @@ def test_raising_and_submitting_starts_the_clock_and_records_submitted(uow, cata
     assert assessed.status == "assessed" and uow.events[-1].event_type == "change_request.assessed"
     with pytest.raises(Forbidden):
         change_requests.approve(uow, pm, cr.id, "mine", NOW)    # four eyes: the one who raised it
+
+
+def test_the_submitter_is_on_the_review_and_decides_none_of_it(uow, catalogue):
+    cid = _draft(uow, catalogue, contract_number="JC-SD-2026-0300")
+    submitter = Principal("legal-li", ORG, frozenset({"legal"}))
+    contract = lifecycle.submit(uow, submitter, cid, NOW)
+    assert Review.from_dict(contract.review).submitted_by == "legal-li"
+    with pytest.raises(Forbidden, match="submitted"):
+        lifecycle.approve(uow, submitter, cid, NOW, None, None)
+    assert uow.contracts.stored_decisions == []
+
+
+PM, ASSESSOR = Principal("pm-sun", ORG, frozenset({"pm"})), Principal("pm-qian", ORG, frozenset({"pm"}))
+APPROVER = Principal("approver-qian", ORG, frozenset({"approver"}))
+
+
+def _raised(uow, catalogue, change: ProposedChange, kinds=("scope",)) -> tuple[str, str]:
+    cid = _signed(uow, catalogue)
+    cr = change_requests.raise_request(uow, catalogue, PM, cid, title="t", description="d", reason="r",
+                                       kinds=list(kinds), change=change, now=NOW, submit_now=True)
+    return cid, cr.id
+
+
+def test_the_raiser_cannot_assess_and_nothing_is_written(uow, catalogue):
+    _, rid = _raised(uow, catalogue, CHANGE)
+    commits = uow.commits
+    with pytest.raises(Forbidden, match="raised"):
+        change_requests.assess(uow, catalogue, PM, rid, Assessment(cost=Decimal("0.00"), schedule_days=0,
+                                                                    risk="low"), NOW)
+    assert uow.change_requests.items[rid].status == "submitted" and uow.commits == commits
+
+
+def test_only_the_raiser_submits_and_admin_alone_does_not_screen(uow, catalogue):
+    cid = _signed(uow, catalogue)
+    cr = change_requests.raise_request(uow, catalogue, PM, cid, title="t", description="d", reason="r",
+                                       kinds=["scope"], change=CHANGE, now=NOW)
+    with pytest.raises(Forbidden, match="raised"):
+        change_requests.submit(uow, Principal("legal-li", ORG, frozenset({"legal"})), cr.id, NOW)
+    change_requests.submit(uow, PM, cr.id, NOW)
+    with pytest.raises(Forbidden, match="administrator"):
+        change_requests.reject(uow, Principal("admin-1", ORG, frozenset({"admin"})), cr.id, "no", NOW)
+    assert uow.change_requests.items[cr.id].status == "submitted"
+    assert change_requests.reject(uow, ASSESSOR, cr.id, "out of scope", NOW).status == "rejected"
+
+
+def test_the_chain_follows_the_computed_price_change_not_the_declared_cost(uow, catalogue):
+    up = ProposedChange.model_validate({"total_price": "1486000.00",
+                                        "tranches": [{"key": "acceptance", "amount": "650100.00"}]})
+    _, rid = _raised(uow, catalogue, up)
+    assessed = change_requests.assess(uow, catalogue, ASSESSOR, rid,
+                                      Assessment(cost=Decimal("-50.00"), schedule_days=0, risk="low"), NOW)
+    assert [s["key"] for s in assessed.review["steps"]] == ["pm", "finance"]
+    assert assessed.review["price_change"] == "200000.00" and assessed.review["blockers"] == []
+
+
+DISPATCH = ProposedChange.model_validate({"clauses": {"subcontracting": {"custom": {
+    "zh-CN": "乙方人员由甲方直接管理，服从甲方安排。", "en": "The vendor's personnel are under the client's direct management."}}}})
+
+
+def test_an_amendment_with_a_high_finding_is_approved_only_after_an_override(uow, catalogue):
+    _, rid = _raised(uow, catalogue, DISPATCH, kinds=("terms",))
+    assessed = change_requests.assess(uow, catalogue, ASSESSOR, rid,
+                                      Assessment(cost=Decimal("0.00"), schedule_days=0, risk="high"), NOW)
+    finding = assessed.review["blockers"][0]["id"]
+    assert finding == "dispatch_reclassification_risk:subcontracting"
+    change_requests.approve(uow, Principal("pm-zhou", ORG, frozenset({"pm"})), rid, None, NOW)
+    held = change_requests.approve(uow, Principal("legal-li", ORG, frozenset({"legal"})), rid, None, NOW)
+    assert held.status == "assessed" and "change_request.approved" not in uow.types()
+    with pytest.raises(Invalid):
+        change_requests.override(uow, APPROVER, rid, finding, "  ", NOW)
+    done = change_requests.override(uow, APPROVER, rid, finding, "措辞将另行修订", NOW)
+    assert done.status == "approved" and uow.types()[-1] == "change_request.approved"
+    assert uow.audit.actions(done.contract_id)[-1] == "change_request.override"
 
 
 def test_an_overdue_request_is_announced_once(uow, catalogue):

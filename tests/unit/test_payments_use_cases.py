@@ -33,7 +33,8 @@ SIGNED = dt.datetime(2026, 9, 1, 2, 0, tzinfo=UTC)       # 10:00 in Shanghai on 
 class State:
     """What the fake database holds."""
     schedules: dict[str, PaymentSchedule] = field(default_factory=dict)
-    waiting: dict[str, tuple[str, list[CreditNote], list[CreditWithdrawal]]] = field(default_factory=dict)
+    # (org, contract id) -> (org, notes, withdrawals): a contract id is qualified by its organisation
+    waiting: dict[tuple[str, str], tuple[str, list[CreditNote], list[CreditWithdrawal]]] = field(default_factory=dict)
     counters: dict[tuple[str, int], int] = field(default_factory=dict)
     feeds: dict[str, CalendarFeed] = field(default_factory=dict)
 
@@ -87,18 +88,18 @@ class FakeCredits:
         return any(o == org and any(x.credit_id == credit_id for x in (*notes, *withdrawals))
                    for o, notes, withdrawals in held)
 
-    def waiting_notes(self, contract_id):
-        return copy.deepcopy(self.uow.data.waiting.get(contract_id, ("", [], []))[1])
+    def waiting_notes(self, org, contract_id):
+        return copy.deepcopy(self.uow.data.waiting.get((org, contract_id), ("", [], []))[1])
 
-    def waiting_withdrawals(self, contract_id):
-        return copy.deepcopy(self.uow.data.waiting.get(contract_id, ("", [], []))[2])
+    def waiting_withdrawals(self, org, contract_id):
+        return copy.deepcopy(self.uow.data.waiting.get((org, contract_id), ("", [], []))[2])
 
     def add_waiting(self, org, contract_id, note):
-        self.uow.data.waiting.setdefault(contract_id, (org, [], []))[1].append(copy.deepcopy(note))
+        self.uow.data.waiting.setdefault((org, contract_id), (org, [], []))[1].append(copy.deepcopy(note))
 
     def add_waiting_withdrawal(self, org, contract_id, notes, withdrawal):
-        _, _, withdrawals = self.uow.data.waiting.setdefault(contract_id, (org, [], []))
-        self.uow.data.waiting[contract_id] = (org, copy.deepcopy(list(notes)), [*withdrawals, withdrawal])
+        _, _, withdrawals = self.uow.data.waiting.setdefault((org, contract_id), (org, [], []))
+        self.uow.data.waiting[(org, contract_id)] = (org, copy.deepcopy(list(notes)), [*withdrawals, withdrawal])
 
 
 class FakeInvoices:
@@ -181,9 +182,10 @@ def tranche(state: State, key: str, contract_id: str = "c-sd-1"):
     return next(t for t in state.schedules[contract_id].active_tranches() if t.key == key)
 
 
-def credit(amount: str, credit_id: str = "cr-1", contract_id: str = "c-sd-1", **more) -> SlaCreditAssessed:
+def credit(amount: str, credit_id: str = "cr-1", contract_id: str = "c-sd-1", org: str = "acme",
+           **more) -> SlaCreditAssessed:
     return SlaCreditAssessed.model_validate(dict(
-        contract_id=contract_id, org="acme", credit_id=credit_id, period="2026-08", amount=amount, currency="CNY",
+        contract_id=contract_id, org=org, credit_id=credit_id, period="2026-08", amount=amount, currency="CNY",
         metric_keys=["availability"], **more))
 
 
@@ -232,7 +234,7 @@ def test_a_credit_before_its_schedule_waits_and_is_deducted_when_the_schedule_co
     early = FakeUnitOfWork(state)
     note = service_layer.receive_credit(early, credit("5000.00"), SIGNED)
     assert early.committed and early.events == [] and note.amount == D("5000.00")
-    assert [n.credit_id for n in early.state.waiting["c-sd-1"][1]] == ["cr-1"]
+    assert [n.credit_id for n in early.state.waiting[("acme", "c-sd-1")][1]] == ["cr-1"]
 
     later = FakeUnitOfWork(early.state)
     service_layer.create_schedule(later, software_development_terms(), SIGNED.date(), SIGNED)
@@ -242,6 +244,19 @@ def test_a_credit_before_its_schedule_waits_and_is_deducted_when_the_schedule_co
     again = FakeUnitOfWork(later.state)
     assert service_layer.receive_credit(again, credit("5000.00"), SIGNED) is None
     assert again.events == [] and tranche(again.state, "signing").credited == D("5000.00")
+
+
+def test_another_organisations_waiting_credit_for_the_same_contract_id_is_not_adopted():
+    state = State()
+    service_layer.receive_credit(FakeUnitOfWork(state), credit("7000.00", "globex-cr", org="globex"), SIGNED)
+    service_layer.withdraw_credit(FakeUnitOfWork(state), credit("2000.00", "globex-cr-b", org="globex",
+                                                                 replaces="globex-cr", previously_assessed="7000.00"),
+                                  D("5000.00"), SIGNED)
+    service_layer.receive_credit(FakeUnitOfWork(state), credit("5000.00", "acme-cr"), SIGNED)
+    uow = FakeUnitOfWork(state)
+    schedule = service_layer.create_schedule(uow, software_development_terms(), SIGNED.date(), SIGNED)
+    assert [n.credit_id for n in schedule.credit_notes] == ["acme-cr"] and schedule.credit_withdrawals == []
+    assert tranche(uow.state, "signing").credited == D("5000.00")
 
 
 def test_a_lowered_credit_is_taken_back_from_the_tranche_it_was_deducted_from():

@@ -1,10 +1,12 @@
 """HTTP entry points of change control (变更控制): change requests, their approval, the amendment.
 
-Roles (admin always passes): a PM, legal or a vendor user raises and submits a request; a PM,
-legal or an approver assesses it; the steps of the organisation's change policy decide it (PM;
-legal for price and terms; finance above a cost) and never the person who raised it; legal
-implements an approved request, which makes the amended contract version. Anybody of the
-organisation reads.
+Roles (admin passes the routes): a PM, legal or a vendor user raises and submits a request; a PM,
+legal or an approver assesses it, never its raiser; the steps of the organisation's change policy
+decide it (PM; legal for price and terms; finance above the price change the amendment makes),
+each step by another person, never the raiser, and admin only with the step's role; the approval
+policy's override roles (approver) override a blocking finding of the amended contract with a
+reason; legal implements an approved request, which makes the amended contract version. Anybody
+of the organisation reads.
 """
 from __future__ import annotations
 
@@ -56,6 +58,11 @@ class RejectIn(_In):
     comment: str = Field(min_length=1, max_length=4000)
 
 
+class OverrideIn(_In):
+    finding: str = Field(min_length=1, max_length=200, description="the finding's id in the review's blockers")
+    reason: str = Field(min_length=1, max_length=4000, description="why it may pass (not blank)")
+
+
 def _run(request: Request, command, *args, library: bool = False) -> dict:
     """One change-request use case on a fresh unit of work (with the catalogue when it drafts)."""
     extra = (catalogue(request),) if library else ()
@@ -98,6 +105,12 @@ def assess(request_id: str, body: Assessment, request: Request, who: Principal =
 def approve(request_id: str, request: Request, who: Principal = Depends(DECIDE),
             body: DecisionIn | None = Body(default=None)):
     return _run(request, cr_service.approve, who, request_id, (body or DecisionIn()).comment, now_of(request))
+
+
+@router.post(ONE + "/override")
+def override(request_id: str, body: OverrideIn, request: Request, who: Principal = Depends(DECIDE)):
+    """Let a high-severity finding of the amended contract pass, with a reason (the override roles)."""
+    return _run(request, cr_service.override, who, request_id, body.finding, body.reason, now_of(request))
 
 
 @router.post(ONE + "/reject")

@@ -5,8 +5,9 @@ state does not allow answers 409 naming the state and the commands allowed in it
 always passes): legal submits, asks for signatures, activates, completes and terminates; the
 roles of each approval step (legal, finance, approver by default) decide it; an approver
 overrides a blocking risk finding; legal records the client's signature, legal or a vendor user
-the vendor's; an organisation admin sets the approval policy. Whoever wrote a version of a
-contract never decides on it. Anybody of the organisation reads.
+the vendor's; an organisation admin sets the approval policy. Whoever wrote or submitted a
+version never decides on it, each step has its own person, and admin passes these routes but
+decides a step only with the step's role (`domain/duties.py`). Anybody of the organisation reads.
 """
 from __future__ import annotations
 

@@ -5,7 +5,9 @@ and a condition saying when it applies (legal always; finance above an amount; a
 when a clause departs from its standard position). When a draft is submitted, the policy is
 evaluated against that version once: the steps that apply and the high-severity risk findings
 (which block until an approver overrides each with a reason) make up the review. Steps are
-decided in order. Four eyes: nobody who wrote a version of the contract decides on it.
+decided in order, under the separation of duties of `duties.py`: nobody who wrote or submitted
+the version decides on it, each step of a round has its own person, and admin decides a step
+only with the step's role.
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from services.contracts.domain.duties import (RISK_OVERRIDE, ensure_holds, ensure_not_involved, ensure_one_seat,
+                                              ensure_reason, holds)
 from shared.errors import Conflict, Forbidden, Invalid, field_error
 
 Role = Literal["legal", "pm", "finance", "approver", "vendor", "viewer", "admin"]
@@ -135,13 +139,15 @@ class Review:
     decisions: list[Decision] = field(default_factory=list)
     overrides: list[Override] = field(default_factory=list)
     outcome: Literal["pending", "approved", "rejected"] = "pending"
+    submitted_by: str | None = None   # decides nothing in this round (four eyes)
 
     @classmethod
-    def open(cls, round_: int, version: int, policy: ApprovalPolicy, facts: ReviewFacts) -> "Review":
+    def open(cls, round_: int, version: int, policy: ApprovalPolicy, facts: ReviewFacts,
+             submitted_by: str | None = None) -> "Review":
         steps = [{"key": s.key, "label": s.label or s.key, "roles": list(s.roles), "reason": s.when.reason(facts)}
                  for s in policy.steps if s.when.applies(facts)]
         return cls(round=round_, version=version, steps=steps, blockers=list(facts.blocking_findings),
-                   override_roles=list(policy.override_roles))
+                   override_roles=list(policy.override_roles), submitted_by=submitted_by)
 
     # --- questions
 
@@ -159,12 +165,25 @@ class Review:
     def is_complete(self) -> bool:
         return not self.pending_steps() and not self.open_blockers()
 
+    def seats(self) -> dict[str, str]:
+        """Who decided what in this round: a step's key, or `risk_override` for whoever overrode."""
+        taken = {o.by: RISK_OVERRIDE for o in self.overrides}
+        taken.update({d.by: d.step for d in self.decisions})
+        return taken
+
+    def _ensure_independent(self, actor: str, authors: set[str], what: str) -> None:
+        involved = {author: "wrote a version of this contract" for author in authors}
+        if self.submitted_by:
+            involved.setdefault(self.submitted_by, "submitted this version")
+        ensure_not_involved(actor, involved, what)
+
     # --- decisions
 
     def approve(self, actor: str, roles: frozenset[str], authors: set[str], at: dt.datetime,
                 step: str | None = None, comment: str | None = None) -> Decision:
-        """Approve the next pending step (steps go in order); the author never approves."""
-        _four_eyes(actor, authors, "approve")
+        """Approve the next pending step (steps go in order); an author or the submitter never approves,
+        and whoever decided another step of this round does not decide this one."""
+        self._ensure_independent(actor, authors, "approve it")
         pending = self.pending_steps()
         if not pending:
             raise Conflict("Every approval step is already done; the contract waits for risk overrides.",
@@ -177,9 +196,8 @@ class Review:
                               errors=[field_error("/step", f"one of: {', '.join(sorted(known))}")])
             raise Conflict(f"Step '{step}' is not the one waiting; '{current['key']}' comes first.",
                            waiting_step=current["key"])
-        if not _holds(roles, current["roles"]):
-            raise Forbidden(f"The waiting step '{current['key']}' is decided by: {', '.join(current['roles'])}.",
-                            waiting_step=current["key"])
+        ensure_holds(roles, current["roles"], f"The waiting step '{current['key']}'", waiting_step=current["key"])
+        ensure_one_seat(actor, self.seats(), current["key"])
         decision = Decision(current["key"], "approved", actor, at, comment)
         self.decisions.append(decision)
         if self.is_complete():
@@ -188,11 +206,17 @@ class Review:
 
     def reject(self, actor: str, roles: frozenset[str], authors: set[str], at: dt.datetime,
                comment: str) -> Decision:
-        """Reject on behalf of the step waiting (or any still pending step the actor may decide)."""
-        _four_eyes(actor, authors, "reject")
-        candidates = [s for s in self.pending_steps() if _holds(roles, s["roles"])]
-        if not candidates and _holds(roles, self.override_roles) and self.open_blockers():
-            candidates = [{"key": "risk_override"}]
+        """Reject on behalf of the step waiting (or any still pending step the actor may decide); whoever
+        already decided in this round rejects only from the seat they hold (an overrider's)."""
+        self._ensure_independent(actor, authors, "reject it")
+        candidates = [s for s in self.pending_steps() if holds(roles, s["roles"])]
+        if holds(roles, self.override_roles) and self.open_blockers():
+            candidates.append({"key": RISK_OVERRIDE})
+        seats = self.seats()
+        if actor in seats:
+            candidates = [c for c in candidates if c["key"] == seats[actor]]
+            if not candidates:
+                ensure_one_seat(actor, seats, "reject")
         if not candidates:
             raise Forbidden("None of the pending steps is decided by your roles.",
                             pending_steps=[s["key"] for s in self.pending_steps()])
@@ -203,13 +227,11 @@ class Review:
 
     def override(self, actor: str, roles: frozenset[str], authors: set[str], at: dt.datetime,
                  finding: str, reason: str) -> Override:
-        """Let a high-severity finding pass, on the record, with a reason."""
-        _four_eyes(actor, authors, "override a finding on")
-        if not _holds(roles, self.override_roles):
-            raise Forbidden(f"Risk findings are overridden by: {', '.join(self.override_roles)}.")
-        if finding not in {b["id"] for b in self.blockers}:
-            raise Invalid(f"No blocking finding '{finding}' in this review.",
-                          errors=[field_error("/finding", "one of: " + ", ".join(b["id"] for b in self.blockers))])
+        """Let a high-severity finding pass, on the record, with a reason that says something."""
+        self._ensure_independent(actor, authors, "override a finding on it")
+        ensure_holds(roles, self.override_roles, "Overriding a risk finding")
+        ensure_one_seat(actor, self.seats(), RISK_OVERRIDE)
+        ensure_override_input(finding, reason, self.blockers)
         if finding in {o.finding for o in self.overrides}:
             raise Conflict(f"Finding '{finding}' is already overridden.")
         override = Override(finding, actor, at, reason)
@@ -222,7 +244,7 @@ class Review:
 
     def to_dict(self) -> dict:
         return {"round": self.round, "version": self.version, "steps": self.steps, "blockers": self.blockers,
-                "override_roles": self.override_roles, "outcome": self.outcome,
+                "override_roles": self.override_roles, "outcome": self.outcome, "submitted_by": self.submitted_by,
                 "decisions": [_dated(asdict(d)) for d in self.decisions],
                 "overrides": [_dated(asdict(o)) for o in self.overrides]}
 
@@ -230,17 +252,21 @@ class Review:
     def from_dict(cls, data: dict) -> "Review":
         return cls(round=data["round"], version=data["version"], steps=data["steps"], blockers=data["blockers"],
                    override_roles=data.get("override_roles", ["approver"]), outcome=data.get("outcome", "pending"),
+                   submitted_by=data.get("submitted_by"),
                    decisions=[Decision(**_undated(d)) for d in data.get("decisions", [])],
                    overrides=[Override(**_undated(o)) for o in data.get("overrides", [])])
 
 
-def _holds(roles: frozenset[str], wanted: list[str]) -> bool:
-    return "admin" in roles or bool(roles.intersection(wanted))
-
-
-def _four_eyes(actor: str, authors: set[str], what: str) -> None:
-    if actor in authors:
-        raise Forbidden(f"Four eyes: an author of this contract cannot {what} it.")
+def ensure_override_input(finding: str, reason: str, blockers: list[dict]) -> None:
+    """Every bad field of an override at once: a finding this review does not block on, a blank reason."""
+    problems: list[dict] = []
+    known = finding in {b["id"] for b in blockers}
+    if not known:
+        problems.append(field_error("/finding", "one of: " + ", ".join(b["id"] for b in blockers)))
+    ensure_reason(reason, problems)
+    if problems:
+        raise Invalid("An override needs a reason." if known else f"No blocking finding '{finding}' here.",
+                      errors=problems)
 
 
 def _dated(d: dict) -> dict:

@@ -13,12 +13,17 @@ from dataclasses import dataclass, field
 
 from services.contracts.domain.change_approval import Assessment, ChangeReview
 from services.contracts.domain.change_requests import ChangeStatus, ProposedChange, TRANSITIONS, ensure_allowed
+from services.contracts.domain.duties import ensure_holds
 from shared.errors import Forbidden
 from services.contracts.domain.stored import StoredAggregate
 from shared.events.base import EventPayload
 from shared.events.change_requests import (ChangeRequestApproved, ChangeRequestAssessed, ChangeRequestImplemented,
                                            ChangeRequestOverdue, ChangeRequestRejected, ChangeRequestSubmitted,
                                            ChangeRequestWithdrawn)
+
+
+# Who may turn a submitted request away before it is assessed (admin only with one of them).
+SCREENING_ROLES = ("pm", "legal", "finance", "approver")
 
 
 @dataclass
@@ -79,18 +84,22 @@ class ChangeRequest(StoredAggregate):
         self.revision += 1
         self.updated_at = now
 
-    def submit(self, now: dt.datetime, due: dt.datetime) -> None:
-        """The clock of the change-control clause starts."""
+    def submit(self, by: str, now: dt.datetime, due: dt.datetime) -> None:
+        """The clock of the change-control clause starts. Only the raiser submits: the submitter, like
+        the raiser, decides nothing on the request, and the request keeps one name for both."""
         self.ensure_allowed("submit")
+        if by != self.raised_by:
+            raise Forbidden("Only whoever raised a change request submits it.")
         self.submitted_at, self.assessment_due_at = now, due
         self.events.append(ChangeRequestSubmitted(**self._fields(), assessment_due_at=due))
         self.moved("submit", now)
 
     def assess(self, assessment: Assessment, review: ChangeReview, by: str, now: dt.datetime,
                current_version: int) -> None:
-        """The impact recorded, with the approval chain the policy gives its kinds and cost. A
+        """The impact recorded, with the approval chain the policy gives its kinds and price change. A
         request whose base was amended meanwhile is assessed against the contract as it is now."""
         self.ensure_allowed("assess")
+        self.ensure_may_assess(by)
         self.base_version = current_version
         self.assessment = {**assessment.model_dump(mode="json"), "by": by, "at": now.isoformat()}
         self.review = review.to_dict()
@@ -99,15 +108,27 @@ class ChangeRequest(StoredAggregate):
                                                  approval_steps=[s["key"] for s in review.steps]))
         self.moved("assess", now)
 
+    def ensure_may_assess(self, by: str) -> None:
+        if by == self.raised_by:
+            raise Forbidden("Four eyes: whoever raised a change request cannot assess it.")
+
     def approve(self, by: str, roles: frozenset[str], comment: str | None, now: dt.datetime) -> None:
-        """One step; the last one makes the request approved."""
+        """One step; the last one (with every blocking finding overridden) makes the request approved."""
         self.ensure_allowed("approve")
         review = ChangeReview.from_dict(self.review)
-        last = review.approve(by, roles, self.raised_by, now, comment)
+        self._decided("approve", review, review.approve(by, roles, self.raised_by, now, comment), now)
+
+    def override(self, by: str, roles: frozenset[str], finding: str, reason: str, now: dt.datetime) -> None:
+        """A blocking finding of the amended contract let pass with a reason, as for a draft."""
+        self.ensure_allowed("override")
+        review = ChangeReview.from_dict(self.review)
+        self._decided("override", review, review.override(by, roles, self.raised_by, now, finding, reason), now)
+
+    def _decided(self, command: str, review: ChangeReview, complete: bool, now: dt.datetime) -> None:
         self.review = review.to_dict()
-        if last:
+        if complete:
             self.events.append(ChangeRequestApproved(**self._fields()))
-        self.moved("approve", now, ChangeStatus.APPROVED if last else ChangeStatus.ASSESSED)
+        self.moved(command, now, ChangeStatus.APPROVED if complete else ChangeStatus.ASSESSED)
 
     def reject(self, by: str, roles: frozenset[str], comment: str, now: dt.datetime) -> None:
         """An assessed request is rejected at its next step; a submitted one at screening."""
@@ -118,6 +139,7 @@ class ChangeRequest(StoredAggregate):
         elif by == self.raised_by:
             raise Forbidden("Four eyes: whoever raised a change request cannot decide on it; withdraw it instead.")
         else:
+            ensure_holds(roles, list(SCREENING_ROLES), "Screening a change request")
             review.decisions.append({"step": "screening", "decision": "rejected", "by": by,
                                      "at": now.isoformat(), "comment": comment})
         self.review = review.to_dict()

@@ -14,8 +14,8 @@ amounts precisely enough that the largest-remainder split gives those amounts ba
 
 States: draft → submitted → assessed → approved → implemented, with rejected and withdrawn as
 ends. The approval chain (`change_approval.py`) comes from the organisation's change policy (PM
-always; legal for changes of terms; finance above a cost impact). The raiser never approves
-their own request.
+always; legal for changes of terms; finance above a price change). The raiser neither assesses
+nor approves their own request.
 """
 from __future__ import annotations
 
@@ -54,6 +54,7 @@ TRANSITIONS: dict[str, tuple[tuple[ChangeStatus, ...], ChangeStatus | None]] = {
     "submit": ((S.DRAFT,), S.SUBMITTED),
     "assess": ((S.SUBMITTED, S.ASSESSED), S.ASSESSED),     # re-assessment replaces the earlier one
     "approve": ((S.ASSESSED,), None),
+    "override": ((S.ASSESSED,), None),                     # a blocking finding of the amended contract
     "reject": ((S.SUBMITTED, S.ASSESSED), S.REJECTED),
     "withdraw": ((S.DRAFT, S.SUBMITTED, S.ASSESSED), S.WITHDRAWN),
     "implement": ((S.APPROVED,), S.IMPLEMENTED),

@@ -258,8 +258,18 @@ def version_findings(contract: Any, checked: Any, rules: ApprovalPolicy) -> list
 
 def review_facts(contract: Any, current: Any, rules: ApprovalPolicy) -> ReviewFacts:
     """What the policy decides the review of this version from: kind, amount, deviations, blockers."""
-    blocking = [f for f in version_findings(contract, current, rules) if f.blocking]
     return ReviewFacts(kind=contract.kind, total_amount=contract.total_amount, deviations=deviations_of(current),
-                       blocking_findings=[{"id": f.id, "code": f.code, "clause": f.clause, "message": f.message}
-                                          for f in blocking])
+                       blocking_findings=blockers_of(version_findings(contract, current, rules)))
+
+
+def amendment_blockers(contract: Any, drafted: Any, rules: ApprovalPolicy) -> list[dict]:
+    """The high-severity findings of the version a change request would make (drafted, not stored)."""
+    facts = risk_checks.VersionFacts.of_draft(drafted, contract_id=contract.id, org=contract.org,
+                                              version=contract.version + 1)
+    return blockers_of(risk_checks.check(facts, rules.risk_limits))
+
+
+def blockers_of(findings: list[risk_checks.Finding]) -> list[dict]:
+    """The findings that hold an approval until overridden, as a review stores them."""
+    return [{"id": f.id, "code": f.code, "clause": f.clause, "message": f.message} for f in findings if f.blocking]
 

@@ -16,12 +16,14 @@ import datetime as dt
 from typing import Any, Callable
 
 from services.contracts.domain.change_request import ChangeRequest
-from services.contracts.domain.change_approval import DEFAULT_CHANGE_POLICY, Assessment, ChangePolicy, ChangeReview
+from services.contracts.domain.change_approval import (DEFAULT_CHANGE_POLICY, Assessment, ChangePolicy, ChangeReview,
+                                                       price_change)
 from services.contracts.domain.change_requests import (Amended, ChangeStatus, ProposedChange, apply_change, assessment_due,
                                                        find_overlap)
-from services.contracts.domain.contract import Contract, terms_of
+from services.contracts.domain.contract import Contract, amendment_blockers, terms_of
 from services.contracts.domain.drafting import draft
 from services.contracts.service_layer import drafting
+from services.contracts.service_layer.lifecycle import approval_policy
 from services.contracts.service_layer.unit_of_work import ContractsUnitOfWork
 from shared.auth import Principal
 from shared.business_calendar import BusinessCalendar
@@ -110,26 +112,43 @@ def submit(uow: ContractsUnitOfWork, who: Principal, request_id: str, now: dt.da
         terms = terms_of(contract, uow.contracts.version(contract, contract.version))
         days, unit = (terms.change_response.days, terms.change_response.unit) if terms.change_response \
             else DEFAULT_RESPONSE
-        cr.submit(now, assessment_due(now, days, unit, _calendar(terms)))
+        cr.submit(who.sub, now, assessment_due(now, days, unit, _calendar(terms)))
     return _transition(uow, who, request_id, "submit", change)
 
 
 def assess(uow: ContractsUnitOfWork, catalogue: drafting.Catalogue, who: Principal, request_id: str,
            assessment: Assessment, now: dt.datetime) -> ChangeRequest:
-    """Record the impact; the approval chain follows from kind and cost. A request whose base was
-    amended in the meantime is assessed against the contract as it is now (and checked again)."""
+    """Record the impact; the approval chain follows from the kinds and the price change of the
+    amended contract, which is drafted (not stored) against the contract as it is now, so a base
+    amended in the meantime is checked again; its high-severity findings wait for overrides."""
     def change(cr: ChangeRequest, contract: Contract) -> None:
-        if cr.base_version != contract.version:
-            _amended(uow, catalogue.of(uow.clause_versions, who.org), contract, cr.proposed)
-        review = ChangeReview.open(change_policy(uow.policies, cr.org), set(cr.kinds), assessment.cost)
-        cr.assess(assessment, review, who.sub, now, contract.version)
+        cr.ensure_may_assess(who.sub)           # before drafting anything
+        cr.assess(assessment, _review(uow, catalogue, cr, contract), who.sub, now, contract.version)
     return _transition(uow, who, request_id, "assess", change)
+
+
+def _review(uow: ContractsUnitOfWork, catalogue: drafting.Catalogue, cr: ChangeRequest,
+            contract: Contract) -> ChangeReview:
+    """The chain for the amendment as it would be now: steps by kinds and price change, its blockers."""
+    _, drafted = _amended(uow, catalogue.of(uow.clause_versions, cr.org), contract, cr.proposed)
+    current = uow.contracts.version(contract, contract.version)
+    rules = approval_policy(uow.policies, cr.org)
+    return ChangeReview.open(change_policy(uow.policies, cr.org), set(cr.kinds),
+                             price_change(current.terms, drafted.terms),
+                             amendment_blockers(contract, drafted, rules), rules.override_roles)
 
 
 def approve(uow: ContractsUnitOfWork, who: Principal, request_id: str, comment: str | None,
             now: dt.datetime) -> ChangeRequest:
     return _transition(uow, who, request_id, "approve",
                        lambda cr, _contract: cr.approve(who.sub, who.roles, comment, now))
+
+
+def override(uow: ContractsUnitOfWork, who: Principal, request_id: str, finding: str, reason: str,
+             now: dt.datetime) -> ChangeRequest:
+    """Let a blocking finding of the amended contract pass, on the record, with a reason."""
+    return _transition(uow, who, request_id, "override",
+                       lambda cr, _contract: cr.override(who.sub, who.roles, finding, reason, now))
 
 
 def reject(uow: ContractsUnitOfWork, who: Principal, request_id: str, comment: str,

@@ -65,12 +65,13 @@ def _command(uow: ContractsUnitOfWork, org: str, contract_id: str, name: str, ac
 
 
 def submit(uow: ContractsUnitOfWork, who: Principal, contract_id: str, now: dt.datetime) -> Contract:
-    """draft → in_review: the policy and the risk checks decide what this version needs."""
+    """draft → in_review: the policy and the risk checks decide what this version needs; the
+    submitter, like its authors, decides none of it."""
     def change(contract: Contract) -> dict:
         current = uow.contracts.version(contract, contract.version)
         rules = approval_policy(uow.policies, contract.org)
         review = Review.open(((contract.review or {}).get("round") or 0) + 1, contract.version, rules,
-                             review_facts(contract, current, rules))
+                             review_facts(contract, current, rules), submitted_by=who.sub)
         contract.submit(review)
         return {"action": "contract.submitted", "round": review.round}
     return _command(uow, who.org, contract_id, "submit", who.sub, now, change)

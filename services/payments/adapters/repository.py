@@ -108,12 +108,14 @@ class CreditRepository:
         return any(self.session.scalar(select(model.id).where(model.org == org, model.credit_id == credit_id))
                    is not None for model in (CreditNoteRow, CreditWithdrawalRow))
 
-    def waiting_notes(self, contract_id: str) -> list[CreditNote]:
-        rows = self.session.scalars(select(CreditNoteRow).where(CreditNoteRow.contract_id == contract_id)).all()
+    def waiting_notes(self, org: str, contract_id: str) -> list[CreditNote]:
+        """A contract id is qualified by its organisation: another one's credits for the same id stay apart."""
+        rows = self.session.scalars(select(CreditNoteRow).where(CreditNoteRow.org == org,
+                                                                CreditNoteRow.contract_id == contract_id)).all()
         return [_credit_note(r, []) for r in rows]
 
-    def waiting_withdrawals(self, contract_id: str) -> list[CreditWithdrawal]:
-        return _withdrawals(self.session, contract_id)
+    def waiting_withdrawals(self, org: str, contract_id: str) -> list[CreditWithdrawal]:
+        return _withdrawals(self.session, org, contract_id)
 
     def add_waiting(self, org: str, contract_id: str, note: CreditNote) -> None:
         self.session.add(CreditNoteRow(org=org, contract_id=contract_id, **_note_values(note)))
@@ -202,7 +204,7 @@ def _load(session: Session, contract_id: str, org: str | None, for_update: bool)
     row = session.scalar(query)
     if row is None:
         return None
-    cid = row.contract_id
+    cid, owner = row.contract_id, row.org
     tranches = session.scalars(select(TrancheRow).where(TrancheRow.contract_id == cid)).all()
     milestones = session.scalars(select(MilestoneRow).where(MilestoneRow.contract_id == cid)).all()
     reviews = session.scalars(select(MilestoneReviewRow).where(MilestoneReviewRow.contract_id == cid)
@@ -211,9 +213,12 @@ def _load(session: Session, contract_id: str, org: str | None, for_update: bool)
                                .order_by(InvoiceRow.number)).all()
     payments = session.scalars(select(PaymentRow).where(PaymentRow.contract_id == cid)
                                .order_by(PaymentRow.received_on, PaymentRow.recorded_at)).all()
-    notes = session.scalars(select(CreditNoteRow).where(CreditNoteRow.contract_id == cid)
+    # Credits arrive by contract id from another service, possibly before the schedule and for another
+    # organisation's contract of the same id: only the owner's are this schedule's.
+    notes = session.scalars(select(CreditNoteRow).where(CreditNoteRow.contract_id == cid, CreditNoteRow.org == owner)
                             .order_by(CreditNoteRow.received_on, CreditNoteRow.credit_id)).all()
-    applications = session.scalars(select(CreditApplicationRow).where(CreditApplicationRow.contract_id == cid)
+    applications = session.scalars(select(CreditApplicationRow).where(CreditApplicationRow.contract_id == cid,
+                                                                      CreditApplicationRow.org == owner)
                                    .order_by(CreditApplicationRow.applied_on, CreditApplicationRow.id)).all()
     return PaymentSchedule(
         contract_id=cid, org=row.org, number=row.number, title=row.title, currency=row.currency,
@@ -228,7 +233,7 @@ def _load(session: Session, contract_id: str, org: str | None, for_update: bool)
         payments=[Payment(p.id, p.tranche_id, p.invoice_id, _d(p.amount), p.received_on, p.reference, p.recorded_by)
                   for p in payments],
         credit_notes=[_credit_note(n, [a for a in applications if a.credit_note_id == n.id]) for n in notes],
-        credit_withdrawals=_withdrawals(session, cid),
+        credit_withdrawals=_withdrawals(session, owner, cid),
     )
 
 
@@ -347,8 +352,9 @@ def _put(session: Session, model, row_id: str, base: dict, values: dict, created
                 setattr(row, name, value)
 
 
-def _withdrawals(session: Session, contract_id: str) -> list[CreditWithdrawal]:
-    rows = session.scalars(select(CreditWithdrawalRow).where(CreditWithdrawalRow.contract_id == contract_id)
+def _withdrawals(session: Session, org: str, contract_id: str) -> list[CreditWithdrawal]:
+    rows = session.scalars(select(CreditWithdrawalRow).where(CreditWithdrawalRow.org == org,
+                                                             CreditWithdrawalRow.contract_id == contract_id)
                            .order_by(CreditWithdrawalRow.withdrawn_on, CreditWithdrawalRow.credit_id)).all()
     return [_withdrawal(r) for r in rows]
 

@@ -47,7 +47,7 @@ def withdraw_credit(uow: PaymentsUnitOfWork, credit: SlaCreditAssessed, amount: 
         today, amount = local_date(now), to_fen(amount)
         schedule = _schedule_for(uow, credit)
         if schedule is None:
-            notes, withdrawal = withdraw_waiting_credit(uow.credits.waiting_notes(credit.contract_id),
+            notes, withdrawal = withdraw_waiting_credit(uow.credits.waiting_notes(credit.org, credit.contract_id),
                                                         credit.credit_id, credit.replaces, credit.period, amount,
                                                         today)
             uow.credits.add_waiting_withdrawal(credit.org, credit.contract_id, notes, withdrawal)

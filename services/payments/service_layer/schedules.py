@@ -26,8 +26,8 @@ def create_schedule(uow: PaymentsUnitOfWork, terms: ContractTerms, signed_on: dt
             return None
         today = local_date(now)
         schedule = PaymentSchedule.from_terms(terms, signed_on, today)
-        schedule.adopt_credits(uow.credits.waiting_notes(terms.contract_id), today,
-                               uow.credits.waiting_withdrawals(terms.contract_id))
+        schedule.adopt_credits(uow.credits.waiting_notes(terms.org, terms.contract_id), today,
+                               uow.credits.waiting_withdrawals(terms.org, terms.contract_id))
         uow.schedules.add(schedule, terms.model_dump(mode="json"), now)
         uow.collect(schedule)
         uow.commit()
