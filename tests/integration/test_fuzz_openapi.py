@@ -11,11 +11,7 @@ fuzz reaches past "not found" into the real handlers.
 """
 from __future__ import annotations
 
-import datetime as dt
-import importlib
-import json
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 import pytest
 import schemathesis
@@ -23,19 +19,9 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 from schemathesis import GenerationMode
 
-from services.contracts.adapters.library_files import load_library
-from services.notifications import service_layer as service_layer_notifications
-from services.notifications.adapters.notifier import Notifier
-from services.notifications.settings import NotificationSettings
-from services.payments import service_layer
 from shared.auth import ROLES
-from shared.envelope import Envelope
-from shared.events.payments import PaymentOverdue
-from shared.local_time import local_date
-from shared.settings import Settings
-from shared.uow import utcnow
-from tests.helpers import TEST_SECRET, auth
-from tests.unit.test_payments_domain import software_development_terms
+from tests.helpers import auth
+from tests.integration import seeded_resources
 
 # Examples per operation and generation mode: a few hundred cases per service, well under a minute
 # each on a busy 2-core machine.
@@ -52,17 +38,6 @@ AWAITING_SLA_INPUT_VALIDATION: set[tuple[str, str, str]] = set()
 
 ORG = "fuzz-org"
 ALL_ROLES = auth(*ROLES, org=ORG)
-
-
-def _app(service: str, tmp_path):
-    values = dict(service=service, environment="test", jwt_secret=TEST_SECRET,
-                  database_url=f"sqlite:///{tmp_path / service}.db", kafka_bootstrap="127.0.0.1:1")
-    # The seeded webhook endpoint is on loopback: this machine resolves no other name.
-    settings = NotificationSettings(**values, allow_private_webhooks=True) if service == "notifications" \
-        else Settings(**values)
-    app = importlib.import_module(f"services.{service}.app").create(settings, start=False)
-    app.state.runtime.migrate()
-    return app
 
 
 @dataclass
@@ -136,8 +111,8 @@ def _aim(case, known_ids: dict[str, list[str]], in_path: dict[str, list[str]], d
 
 
 def _fuzz(service: str, tmp_path) -> Fuzz:
-    app = _app(service, tmp_path)
-    fuzz = Fuzz(service, known_ids=SEEDS[service](TestClient(app, raise_server_exceptions=False)))
+    app = seeded_resources.migrated_app(service, tmp_path)
+    fuzz = Fuzz(service, known_ids=seeded_resources.seed(service, TestClient(app, raise_server_exceptions=False), ORG))
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -146,90 +121,6 @@ def _fuzz(service: str, tmp_path) -> Fuzz:
             continue
         _fuzz_operation(fuzz, operation, EXAMPLES[service])
     return fuzz
-
-
-# --- resources the fuzz reaches through their ids -------------------------------------------------
-
-def _as(sub: str, *roles: str) -> dict[str, str]:
-    return auth(*(roles or ROLES), org=ORG, sub=sub)
-
-
-def _created(response) -> dict:
-    assert response.status_code in (200, 201), response.text
-    return response.json()
-
-
-def _seed_contracts(client) -> dict[str, list[str]]:
-    """A draft, and a signed contract with a change request raised on it."""
-    variables = json.loads(json.dumps(load_library().template("software_development").sample_variables, default=str))
-    draft_id, signed_id = (_created(client.post("/v1/contracts", headers=_as("author", "legal"), json={
-        "template": "software_development", "language": "zh-CN",
-        "variables": {**variables, "contract_number": f"QY-FUZZ-{n}"}}))["id"] for n in (1, 2))
-    for command, who, body in (("submit", _as("author", "legal"), None), ("approve", _as("legal-2", "legal"), None),
-                               ("approve", _as("finance-1", "finance"), None),
-                               ("request-signature", _as("author", "legal"), None),
-                               ("sign", _as("legal-2", "legal"), {"party": "client", "signatory": "陈立新"}),
-                               ("sign", _as("vendor-1", "vendor"), {"party": "vendor", "signatory": "周敏"})):
-        _created(client.post(f"/v1/contracts/{signed_id}/{command}", headers=who, json=body))
-    change = _created(client.post(f"/v1/contracts/{signed_id}/change-requests", headers=_as("pm-1", "pm"), json={
-        "title": "end later", "description": "one more year", "reason": "the client asked for it",
-        "kinds": ["schedule"], "changes": {"dates": {"end_date": "2027-12-31"}}, "submit": True}))
-    clause = client.get("/v1/clauses", headers=ALL_ROLES).json()["items"][0]["key"]
-    return {"contract_id": [draft_id, signed_id], "request_id": [change["id"]],
-            "key": ["software_development", clause], "number": ["1", "2"]}
-
-
-def _seed_payments(client) -> dict[str, list[str]]:
-    """The schedule a signed software development contract leaves, an invoice and a calendar feed."""
-    runtime, now = client.app.state.runtime, utcnow()
-    contract_id = "c-fuzz-1"
-    service_layer.create_schedule(runtime.uow(), software_development_terms(contract_id=contract_id, org=ORG),
-                                  local_date(now), now)
-    schedule = _created(client.get(f"/v1/payment-schedules/{contract_id}", headers=ALL_ROLES))
-    signing = next(t for t in schedule["tranches"] if t["key"] == "signing")
-    invoice = _created(client.post(f"/v1/payment-schedules/{contract_id}/invoices", headers=ALL_ROLES,
-                                   json={"tranche_id": signing["id"]}))
-    feed = _created(client.post("/v1/calendar-feeds", headers=ALL_ROLES, json={"name": "finance"}))
-    return {"contract_id": [contract_id], "key": ["requirements_confirmed", "final_acceptance"],
-            "tranche_id": [t["id"] for t in schedule["tranches"]],
-            "invoice_id": [invoice["id"]], "feed_id": [feed["id"]]}
-
-
-def _seed_sla(client) -> dict[str, list[str]]:
-    """A call-centre SLA definition with one ticket timer."""
-    today = utcnow().date()
-    contract_id = "c-fuzz-sla"
-    _created(client.post("/v1/sla/definitions", headers=ALL_ROLES, json={
-        "contract_id": contract_id, "version": 1, "number": "QY-FUZZ", "title": "Helpdesk", "monthly_fee": "100000.00",
-        "effective_date": str(today.replace(day=1)), "end_date": "2030-12-31",
-        "sla": {"service_hours": {"hours": {str(d): [["09:00", "18:00"]] for d in range(1, 6)}},
-                "credit_cap_share": "0.15",
-                "metrics": [{"key": "fr", "kind": "first_response", "label": "first response", "target": "30",
-                             "priority": "P1", "time_basis": "business"}]}}))
-    return {"contract_id": [contract_id], "period": [f"{today:%Y-%m}"]}
-
-
-def _seed_notifications(client) -> dict[str, list[str]]:
-    """A subscription, a webhook endpoint, and the delivery and inbox item an event left."""
-    endpoint = _created(client.post("/v1/webhook-endpoints", headers=ALL_ROLES,
-                                    json={"url": "http://127.0.0.1:9/qiyue"}))
-    mail = _created(client.post("/v1/subscriptions", headers=ALL_ROLES, json={
-        "event_types": ["payment.*"], "recipient": {"kind": "email", "address": "pm@example.com"}}))
-    _created(client.post("/v1/subscriptions", headers=ALL_ROLES, json={
-        "event_types": ["*"], "recipient": {"kind": "user", "user": "user-1"}}))
-    event = PaymentOverdue(contract_id="c-fuzz-1", org=ORG, tranche_id="t-1", tranche_key="signing",
-                           amount=Decimal("370370.37"), currency="CNY", due_date=dt.date(2026, 9, 11),
-                           overdue_since=dt.date(2026, 9, 12))
-    service_layer_notifications.fan_out(Notifier(), client.app.state.runtime.uow(),
-                                        Envelope.new(event, "/qiyue/payments"))
-    delivery = client.get("/v1/deliveries", headers=ALL_ROLES).json()["items"][0]
-    item = client.get("/v1/inbox", headers=ALL_ROLES).json()["items"][0]
-    return {"subscription_id": [mail["id"]], "endpoint_id": [endpoint["id"]], "delivery_id": [delivery["id"]],
-            "item_id": [item["id"]]}
-
-
-SEEDS = {"contracts": _seed_contracts, "payments": _seed_payments, "sla": _seed_sla,
-         "notifications": _seed_notifications}
 
 
 def _report(fuzz: Fuzz) -> str:
