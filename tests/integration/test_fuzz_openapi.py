@@ -24,9 +24,9 @@ from shared.auth import ROLES
 from tests.helpers import auth
 from tests.integration import seeded_resources
 
-# Examples per operation and generation mode: a few hundred cases per service, well under a minute
-# each on a busy 2-core machine.
-EXAMPLES = {"contracts": 7, "payments": 14, "sla": 25, "notifications": 16}
+# Examples per operation (fitting the schema or breaking it, as drawn): 250-300 cases per service,
+# about 10-20 s of CPU each (the time a busy machine stretches; generation is half of it).
+EXAMPLES = {"contracts": 6, "payments": 14, "sla": 25, "notifications": 16}
 # Operations left out, and why.
 LEFT_OUT = {
     # An event stream answers 200 and keeps the request open by design; its input errors are tested in
@@ -34,7 +34,8 @@ LEFT_OUT = {
     ("sla", "GET", "/v1/stream"),
 }
 # SLA operations whose fuzz fails only on inputs another change validates (periods, time zones,
-# 25:00, weekday "9", years 1/9999, offered 10**30): skipped until that change is merged.
+# 25:00, weekday "9", years 1/9999, offered 10**30), skipped until that change is merged: none so far
+# (on 2026-12-02 no SLA operation answered a 5xx or a non-problem error to this fuzz).
 AWAITING_SLA_INPUT_VALIDATION: set[tuple[str, str, str]] = set()
 
 # Dates and times from the whole calendar, the first and last day of it often: that is where date
