@@ -44,8 +44,14 @@ def aging_bucket(due_date: dt.date, as_of: dt.date) -> str:
 def aging_cutoffs(as_of: dt.date) -> list[tuple[str, dt.date]]:
     """(bucket, earliest due date in it), newest bucket first: the rule of `aging_bucket` as date ranges,
     for a database to bucket with."""
-    return [("not_yet_due", as_of), ("1_30", as_of - dt.timedelta(days=30)),
-            ("31_60", as_of - dt.timedelta(days=60)), ("61_90", as_of - dt.timedelta(days=90))]
+    return [("not_yet_due", as_of), ("1_30", _days_before(as_of, 30)),
+            ("31_60", _days_before(as_of, 60)), ("61_90", _days_before(as_of, 90))]
+
+
+def _days_before(day: dt.date, days: int) -> dt.date:
+    """`days` before `day`, or the first day of the calendar: no due date is earlier (an as-of date in
+    the first days of year 1 must not overflow)."""
+    return day - dt.timedelta(days=days) if day > dt.date.min + dt.timedelta(days=days) else dt.date.min
 
 
 @dataclass
