@@ -15,7 +15,7 @@ from typing import Iterable
 import jwt
 from fastapi import Depends, Request
 
-from shared.errors import Forbidden, Unauthorized
+from shared.errors import Forbidden, NotFound, Unauthorized
 from shared.settings import Settings
 
 ROLES = ("legal", "pm", "finance", "approver", "vendor", "viewer", "admin")
@@ -27,14 +27,35 @@ class Principal:
     sub: str
     org: str
     roles: frozenset[str]
+    # The counterparty's company (the `party` claim): the 统一社会信用代码 of the vendor party of its
+    # contracts. Only read for a counterparty; a vendor token without one reaches no contract.
+    party: str | None = None
 
     def has(self, *roles: str) -> bool:
         return "admin" in self.roles or bool(self.roles.intersection(roles))
 
+    @property
+    def counterparty(self) -> bool:
+        """A vendor's user: sees only the contracts whose vendor party is its company, whatever else
+        the token says (least privilege: an outside company never reads the organisation's internals)."""
+        return "vendor" in self.roles
 
-def issue_token(secret: str, sub: str, org: str, roles: Iterable[str], ttl_s: int = 12 * 3600) -> str:
+    def may_see(self, vendor_party: str | None) -> bool:
+        """Whether a contract with this vendor party is visible to the caller."""
+        return not self.counterparty or (self.party is not None and vendor_party == self.party)
+
+    def ensure_sees(self, vendor_party: str | None, what: str) -> None:
+        """404 (not 403: no existence leak) when a counterparty asks for another company's contract."""
+        if not self.may_see(vendor_party):
+            raise NotFound(f"No {what}.")
+
+
+def issue_token(secret: str, sub: str, org: str, roles: Iterable[str], ttl_s: int = 12 * 3600,
+                party: str | None = None) -> str:
     now = int(time.time())
     claims = {"sub": sub, "org": org, "roles": sorted(set(roles)), "iat": now, "exp": now + ttl_s}
+    if party:
+        claims["party"] = party
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
@@ -55,10 +76,12 @@ def decode_token(token: str, settings: Settings) -> Principal:
             claims = jwt.decode(token, settings.jwt_key(), algorithms=["HS256"], options=options, **kwargs)
     except jwt.PyJWTError as exc:
         raise Unauthorized(f"Invalid bearer token: {exc}") from None
-    org, roles = claims.get("org"), claims.get("roles") or []
+    org, roles, party = claims.get("org"), claims.get("roles") or [], claims.get("party")
     if not isinstance(org, str) or not org or not isinstance(roles, list):
         raise Unauthorized("The token must carry an `org` and a list of `roles`.")
-    return Principal(sub=str(claims["sub"]), org=org, roles=frozenset(map(str, roles)))
+    if party is not None and (not isinstance(party, str) or not party):
+        raise Unauthorized("The token's `party` must be a non-empty string.")
+    return Principal(sub=str(claims["sub"]), org=org, roles=frozenset(map(str, roles)), party=party)
 
 
 def current_principal(request: Request) -> Principal:
@@ -78,6 +101,19 @@ def require(*roles: str):
     def dependency(principal: Principal = Depends(current_principal)) -> Principal:
         if not principal.has(*allowed):
             raise Forbidden(f"This action needs one of the roles: {', '.join(allowed)}.")
+        return principal
+
+    return dependency
+
+
+def require_internal(*roles: str):
+    """Like `require`, and refused (403) to a counterparty: the organisation's internals (audit trails,
+    policies, risk findings, its clause library) are not for the companies it contracts with."""
+    admitted = require(*roles)
+
+    def dependency(principal: Principal = Depends(admitted)) -> Principal:
+        if principal.counterparty:
+            raise Forbidden("This is internal to the organisation; a counterparty does not read it.")
         return principal
 
     return dependency

@@ -31,7 +31,7 @@ def cmd_token(args) -> int:
     from shared.auth import issue_token
 
     settings = settings_for(SERVICES[0])
-    print(issue_token(settings.jwt_key(), args.sub, args.org, args.role, ttl_s=args.ttl))
+    print(issue_token(settings.jwt_key(), args.sub, args.org, args.role, ttl_s=args.ttl, party=args.party))
     return 0
 
 
@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--org", required=True)
     p.add_argument("--sub", default="dev-user")
     p.add_argument("--ttl", type=int, default=12 * 3600)
+    p.add_argument("--party", help="a vendor's company: the credit code of its contracts' vendor party")
     p.set_defaults(func=cmd_token)
 
     p = sub.add_parser("serve", help="run one service")
