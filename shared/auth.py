@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable
+from typing import Callable, Iterable
 
 import jwt
 from fastapi import Depends, Request
@@ -43,6 +43,14 @@ class Principal:
     def may_see(self, vendor_party: str | None) -> bool:
         """Whether a contract with this vendor party is visible to the caller."""
         return not self.counterparty or (self.party is not None and vendor_party == self.party)
+
+    @property
+    def party_scope(self) -> tuple[str, ...] | None:
+        """What a query keeps: None, every contract of the organisation; else the vendor parties the
+        caller may see (none at all for a vendor token without a party)."""
+        if not self.counterparty:
+            return None
+        return (self.party,) if self.party else ()
 
     def ensure_sees(self, vendor_party: str | None, what: str) -> None:
         """404 (not 403: no existence leak) when a counterparty asks for another company's contract."""
@@ -117,3 +125,15 @@ def require_internal(*roles: str):
         return principal
 
     return dependency
+
+
+def require_contract_party(dependency, party_of: Callable[[Request, str, str], str | None]):
+    """`dependency` on a route with a `{contract_id}`: a counterparty reaches the contract only when
+    `party_of(request, org, contract_id)` (the contract's vendor party, None when unknown) is its own
+    company; otherwise 404, as for a contract that does not exist. Others pass unchanged."""
+    def check(contract_id: str, request: Request, principal: Principal = Depends(dependency)) -> Principal:
+        if principal.counterparty:
+            principal.ensure_sees(party_of(request, principal.org, contract_id), f"contract {contract_id}")
+        return principal
+
+    return check

@@ -95,7 +95,7 @@ def test_each_vendor_reads_only_its_own_contracts_in_every_service(two_vendors):
         assert _ids(ok(contracts.get("/v1/contracts?counterparty=信息技术", headers=vendor))) == {mine}
         for path in ("", "/versions", "/versions/1", "/document", "/document?format=html", "/lifecycle",
                      "/signed-document", "/compare?from=1&to=1", "/change-requests"):
-            ok(contracts.get(f"/v1/contracts/{mine}{path}", headers=vendor))
+            assert contracts.get(f"/v1/contracts/{mine}{path}", headers=vendor).status_code == 200, path
             assert_problem(contracts.get(f"/v1/contracts/{theirs}{path}", headers=vendor), 404)
 
         assert _ids(ok(payments.get("/v1/payment-schedules", headers=vendor)), "contract_id") == {mine}
@@ -166,3 +166,26 @@ def test_change_requests_raised_on_its_contracts_and_acted_on_only_when_it_raise
 def ok_created(response) -> dict:
     assert response.status_code == 201, response.text
     return response.json()
+
+
+def test_a_vendor_inbox_holds_only_what_is_addressed_to_its_own_user(start_service):
+    """An item for the `vendor` role would reach every vendor company of the organisation: not shown."""
+    import datetime as dt
+    import uuid
+
+    from services.notifications.adapters.tables import InboxItemRow
+
+    notifications = start_service("notifications")
+    now = dt.datetime.now(dt.timezone.utc)
+    items = {kind: uuid.uuid4().hex for kind in ("user", "role")}
+    with notifications.app.state.runtime.db.write_session() as session:
+        for kind, item_id in items.items():
+            session.add(InboxItemRow(id=item_id, org=ORG, recipient_kind=kind,
+                                     recipient="qingyun-sun" if kind == "user" else "vendor",
+                                     event_id=uuid.uuid4().hex, event_type="contract.signed", contract_id="c-1",
+                                     subject=kind, body=kind, created_at=now))
+        session.commit()
+    assert _ids(ok(notifications.get("/v1/inbox", headers=VENDOR_A))) == {items["user"]}
+    assert ok(notifications.get("/v1/inbox", headers=VENDOR_B))["items"] == []
+    assert_problem(notifications.post(f"/v1/inbox/{items['role']}/read", headers=VENDOR_B), 404)
+    assert ok(notifications.post("/v1/inbox/read-all", headers=VENDOR_A))["marked"] == 1

@@ -1,7 +1,9 @@
 """HTTP entry points of the sla service (thin: parse, authorise, call the service layer, answer).
 
 Roles: any role reads; `pm` manages definitions; `pm` and `vendor` report tickets and samples
-(admin always). Every query is scoped to the caller's organisation.
+(admin always). Every query is scoped to the caller's organisation. A counterparty (vendor) reads
+only its own company's contracts (the vendor party of the terms `contract.activated` carried;
+another's is a 404) and not the organisation's overview, stream or dashboard.
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from services.sla.api.schemas import DefinitionIn, SampleBatch, SampleIn, Ticket
 from services.sla.domain.definitions import MetricDefinition, SlaDefinition, check_sla_terms
 from services.sla.domain.periods import Period
 from services.sla.domain.samples import check_sample, check_ticket_event
-from shared.auth import ANY_ROLE, Principal, current_principal, decode_token, require
+from shared.auth import (ANY_ROLE, Principal, current_principal, decode_token, require, require_contract_party,
+                         require_internal)
 from shared.errors import Forbidden, Invalid, field_error
 from shared.events.sla import MetricSampleRecorded, TicketEventRecorded
 from shared.idempotency import IdempotencyKey
@@ -32,6 +35,13 @@ MANAGE = ("pm",)
 INGEST = ("pm", "vendor")
 PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+def _vendor_party(request: Request, org: str, contract_id: str) -> str | None:
+    return views.vendor_party_of(runtime_of(request).db, org, contract_id)
+
+
+READ = require_contract_party(require(), _vendor_party)   # a counterparty: only its own company's contracts
 
 
 # --- definitions -------------------------------------------------------------------------------
@@ -60,17 +70,18 @@ def _proposed(body: DefinitionIn, org: str) -> SlaDefinition:
         contract_id=body.contract_id, org=org, contract_version=body.version, number=body.number, title=body.title,
         currency=body.currency, monthly_fee=body.monthly_fee, effective_date=body.effective_date,
         end_date=body.end_date, service_hours=body.sla.service_hours, credit_cap_share=body.sla.credit_cap_share,
-        metrics=tuple(MetricDefinition(m, body.version) for m in body.sla.metrics))
+        metrics=tuple(MetricDefinition(m, body.version) for m in body.sla.metrics), vendor_party=body.vendor_party)
 
 
 @router.get("/sla/definitions")
 def list_definitions(request: Request, limit: int = Query(50, ge=1, le=200), cursor: str | None = None,
                      principal: Principal = Depends(require())):
-    return views.definitions(runtime_of(request).db, principal.org, decode_cursor(cursor), limit)
+    return views.definitions(runtime_of(request).db, principal.org, decode_cursor(cursor), limit,
+                             principal.party_scope)
 
 
 @router.get("/sla/definitions/{contract_id}")
-def get_definition(contract_id: str, request: Request, principal: Principal = Depends(require())):
+def get_definition(contract_id: str, request: Request, principal: Principal = Depends(READ)):
     return views.definition(runtime_of(request).db, principal.org, contract_id)
 
 
@@ -134,7 +145,7 @@ def _batch_answer(items, statuses: list[str]) -> dict:
 # --- dashboards and reports --------------------------------------------------------------------
 
 @router.get("/contracts/{contract_id}/sla")
-def contract_sla(contract_id: str, request: Request, principal: Principal = Depends(require())):
+def contract_sla(contract_id: str, request: Request, principal: Principal = Depends(READ)):
     """Each metric's target, actual so far and compliance; open tickets at risk or breached; past months."""
     return views.contract_sla(runtime_of(request).db, principal.org, contract_id, now_of(request))
 
@@ -143,7 +154,7 @@ def contract_sla(contract_id: str, request: Request, principal: Principal = Depe
 def monthly_report(contract_id: str, request: Request, period: str = PathParam(pattern=PERIOD),
                    format: str | None = Query(None, pattern="^(json|csv|docx)$"),
                    lang: str = Query("zh-CN", pattern="^(zh-CN|en)$"),
-                   principal: Principal = Depends(require())):
+                   principal: Principal = Depends(READ)):
     """The month's report as JSON, CSV or DOCX (`format`, or the Accept header), in Chinese or English."""
     report = views.period_report(runtime_of(request).db, principal.org, contract_id, Period.parse(period),
                                  now_of(request))
@@ -167,7 +178,7 @@ def _format_from_accept(accept: str) -> str:
 
 
 @router.get("/sla/overview")
-def overview(request: Request, principal: Principal = Depends(require())):
+def overview(request: Request, principal: Principal = Depends(require_internal())):
     """Every contract of the organisation with this month's standing (the dashboard page reads it)."""
     return {"items": views.overview(runtime_of(request).db, principal.org, now_of(request))}
 
@@ -197,6 +208,8 @@ def header_or_query_principal(request: Request, token: str | None = Query(
         principal = current_principal(request)
     if not principal.has(*ANY_ROLE):
         raise Forbidden("This needs a role.")
+    if principal.counterparty:   # the organisation's whole stream and dashboard
+        raise Forbidden("This is internal to the organisation; a counterparty does not read it.")
     return principal
 
 
