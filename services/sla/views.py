@@ -56,6 +56,12 @@ def vendor_party_of(db: Database, org: str, contract_id: str) -> str | None:
         return DefinitionRepository(session).vendor_party(org, contract_id)
 
 
+def contracts_of_parties(db: Database, org: str, contract_ids: list[str], parties: tuple[str, ...]) -> set[str]:
+    """Which of these contracts a counterparty of `parties` reaches."""
+    with db.read_session() as session:
+        return DefinitionRepository(session).of_parties(org, contract_ids, parties)
+
+
 def definition(db: Database, org: str, contract_id: str) -> dict:
     with db.read_session() as session:
         return definition_view(require_definition(session, org, contract_id))

@@ -189,3 +189,35 @@ def test_a_vendor_inbox_holds_only_what_is_addressed_to_its_own_user(start_servi
     assert ok(notifications.get("/v1/inbox", headers=VENDOR_B))["items"] == []
     assert_problem(notifications.post(f"/v1/inbox/{items['role']}/read", headers=VENDOR_B), 404)
     assert ok(notifications.post("/v1/inbox/read-all", headers=VENDOR_A))["marked"] == 1
+
+
+def test_a_vendor_reports_tickets_on_its_own_contracts_only(start_service):
+    """Another company's contract is answered as one without an SLA: 404 alone, 422 naming it in a batch."""
+    import datetime as dt
+
+    sla = start_service("sla")
+    metric = {"key": "fr", "kind": "first_response", "label": "P1 first response", "target": "240", "priority": "P1"}
+    hours = {d: [["00:00", "24:00"]] for d in range(1, 8)}
+    for cid, party in (("ito-a", QINGYUN), ("ito-b", HEFENG)):
+        assert sla.post("/v1/sla/definitions", headers=PM, json={
+            "contract_id": cid, "number": cid, "title": "运维", "monthly_fee": "1000.00",
+            "effective_date": "2026-01-01", "end_date": "2030-12-31", "vendor_party": party,
+            "sla": {"service_hours": {"hours": hours}, "metrics": [metric]}}).status_code == 201
+
+    def ticket(cid: str, n: int) -> dict:
+        return {"contract_id": cid, "ticket_id": f"T-{n}", "source_id": f"{cid}:{n}", "kind": "opened",
+                "at": dt.datetime.now(dt.timezone.utc).isoformat(), "priority": "P1"}
+
+    assert sla.post("/v1/sla/ticket-events", headers=VENDOR_A, json=ticket("ito-a", 1)).status_code == 201
+    assert_problem(sla.post("/v1/sla/ticket-events", headers=VENDOR_B, json=ticket("ito-a", 2)), 404)
+    batch = assert_problem(sla.post("/v1/sla/ticket-events/batch", headers=VENDOR_B,
+                                    json={"items": [ticket("ito-a", 3), ticket("ito-b", 4)]}), 422)
+    assert [e["pointer"] for e in batch["errors"]] == ["/items/0/contract_id"]
+    assert_problem(sla.post("/v1/sla/ticket-events", headers=NO_PARTY, json=ticket("ito-a", 5)), 404)
+    # Nothing of the refused ones was recorded: the first ticket event is the only one stored.
+    from sqlalchemy import func, select
+
+    from services.sla.adapters.tables import TicketEventRow
+    with sla.app.state.runtime.db.read_session() as session:
+        assert session.scalar(select(func.count()).select_from(TicketEventRow)) == 1
+    assert _ids(ok(sla.get("/v1/sla/definitions", headers=VENDOR_A)), "contract_id") == {"ito-a"}

@@ -175,6 +175,14 @@ class DefinitionRepository(_Repository):
         return self.session.scalar(select(DefinitionRow.vendor_party).where(
             DefinitionRow.contract_id == contract_id, DefinitionRow.org == org))
 
+    def of_parties(self, org: str, contract_ids: Iterable[str], parties: tuple[str, ...]) -> set[str]:
+        """Those of `contract_ids` whose vendor party is one of `parties`."""
+        if not parties:
+            return set()
+        return set(self.session.scalars(select(DefinitionRow.contract_id).where(
+            DefinitionRow.org == org, DefinitionRow.contract_id.in_(sorted(set(contract_ids))),
+            DefinitionRow.vendor_party.in_(parties))))
+
     def list(self, org: str, after: str | None, limit: int,
              parties: tuple[str, ...] | None = None) -> list[SlaDefinition]:
         """By contract id; `parties` keeps only those vendor parties' (a counterparty's view; () none)."""

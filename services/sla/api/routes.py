@@ -22,7 +22,7 @@ from services.sla.domain.periods import Period
 from services.sla.domain.samples import check_sample, check_ticket_event
 from shared.auth import (ANY_ROLE, Principal, current_principal, decode_token, require, require_contract_party,
                          require_internal)
-from shared.errors import Forbidden, Invalid, field_error
+from shared.errors import Forbidden, Invalid, NotFound, field_error
 from shared.events.sla import MetricSampleRecorded, TicketEventRecorded
 from shared.idempotency import IdempotencyKey
 from shared.pagination import decode_cursor
@@ -131,10 +131,25 @@ def _ingest(request: Request, principal: Principal, items: list, problems: list,
     if problems:
         raise Invalid("Some items cannot be counted.", errors=problems)
     rt = runtime_of(request)
+    if principal.counterparty:
+        _ensure_own_contracts(rt.db, principal, items, pointer)
     statuses = ingest(rt.uow(), principal.org, items, now_of(request), pointer)
     if rt.scheduler is not None:
         rt.scheduler.wake()   # a deadline may now be sooner than the scheduler's next tick
     return statuses
+
+
+def _ensure_own_contracts(db, principal: Principal, items: list, pointer) -> None:
+    """A vendor reports only on its own company's contracts: another's is answered as a contract
+    without an SLA (404 for one item, 422 naming each in a batch), so it learns nothing of it."""
+    own = views.contracts_of_parties(db, principal.org, [i.contract_id for i in items], principal.party_scope)
+    foreign = [n for n, item in enumerate(items) if item.contract_id not in own]
+    if foreign and len(items) == 1:
+        raise NotFound(f"No SLA definition for contract {items[0].contract_id}.")
+    if foreign:
+        raise Invalid("Some items name a contract without an SLA definition.",
+                      errors=[field_error(f"{pointer(n)}/contract_id", "no SLA definition for this contract")
+                              for n in foreign[:100]])
 
 
 def _batch_answer(items, statuses: list[str]) -> dict:
