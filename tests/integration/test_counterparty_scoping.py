@@ -221,3 +221,24 @@ def test_a_vendor_reports_tickets_on_its_own_contracts_only(start_service):
     with sla.app.state.runtime.db.read_session() as session:
         assert session.scalar(select(func.count()).select_from(TicketEventRow)) == 1
     assert _ids(ok(sla.get("/v1/sla/definitions", headers=VENDOR_A)), "contract_id") == {"ito-a"}
+
+
+def test_every_route_of_another_companys_contract_answers_404_or_403(two_vendors):
+    """Walk every route naming a contract or a change request in contracts, payments and SLA: with
+    the other company's ids a vendor gets 404 (or 403 for the organisation's internals), never an answer."""
+    from tests.integration.test_auth_every_endpoint import _api_routes
+
+    contracts, payments, sla, a, _ = two_vendors
+    request_id = ok_created(raise_request(contracts, a, PM))["id"]
+    fill = {"contract_id": a, "request_id": request_id, "number": "1", "key": "transition", "period": "2026-11"}
+    walked = 0
+    for client in (contracts, payments, sla):
+        for route in _api_routes(client.app.routes):
+            if "{contract_id}" not in route.path and "{request_id}" not in route.path:
+                continue
+            path = route.path.format(**fill)
+            for method in route.methods - {"HEAD", "OPTIONS"}:
+                answer = client.request(method, path, headers=VENDOR_B)
+                assert answer.status_code in (403, 404), (method, route.path, answer.status_code, answer.text)
+                walked += 1
+    assert walked > 30
