@@ -138,6 +138,9 @@ def test_a_vendor_reads_no_internals_of_the_organisation(two_vendors):
     assert "内部意见" in json.dumps(ok(contracts.get(f"/v1/contracts/{a}/lifecycle", headers=VIEWER)),
                                  ensure_ascii=False)
     assert "deviations" not in ok(contracts.get(f"/v1/contracts/{a}", headers=VENDOR_A))
+    assert "deviations" not in ok(contracts.get(f"/v1/contracts/{a}/versions/1", headers=VENDOR_A))
+    versions = ok(contracts.get(f"/v1/contracts/{a}/versions", headers=VENDOR_A))["items"]
+    assert versions and all("deviations" not in v for v in versions)
 
 
 def test_change_requests_raised_on_its_contracts_and_acted_on_only_when_it_raised_them(two_vendors):

@@ -125,7 +125,7 @@ def patch_contract(contract_id: str, body: PatchIn, request: Request, principal:
 def list_versions(contract_id: str, request: Request, principal: Principal = Depends(scoped(READ))):
     contract, versions = views.versions(runtime_of(request).db, principal.org, contract_id)
     return {"contract_id": contract.id, "current": contract.version,
-            "items": [views.version_summary_json(v) for v in versions]}
+            "items": [shown(principal, views.version_summary_json(v), "deviations") for v in versions]}
 
 
 @router.get(CONTRACT + "/versions/{number}")
