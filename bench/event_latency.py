@@ -96,7 +96,7 @@ def _ready_to_sign(client: httpx.Client, env, base_url: str) -> str:
         role = step["key"] if step["key"] in ("legal", "finance", "approver") else "approver"
         _act(client, cid, "approve", env.auth(role, sub=f"bench-{role}"), step=step["key"])
     _act(client, cid, "request-signature", env.auth("legal", sub="bench-legal"))
-    _act(client, cid, "sign", env.auth("vendor", sub="bench-vendor"), party="vendor", signatory="林嘉怡")
+    _act(client, cid, "sign", env.auth("legal", sub="bench-legal"), party="vendor", signatory="林嘉怡")
     return cid
 
 

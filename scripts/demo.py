@@ -116,8 +116,8 @@ class Platform:
                 down.append(name)
         return down
 
-    def as_(self, service: str, sub: str, *roles: str) -> Api:
-        return Api(self.clients[service], issue_token(self.key, sub, self.org, list(roles), ttl_s=3600))
+    def as_(self, service: str, sub: str, *roles: str, party: str | None = None) -> Api:
+        return Api(self.clients[service], issue_token(self.key, sub, self.org, list(roles), ttl_s=3600, party=party))
 
     def close(self) -> None:
         for client in self.clients.values():
@@ -133,7 +133,6 @@ class Story:
         self.author = p.as_("contracts", "legal-zhang", "legal")
         self.reviewer = p.as_("contracts", "legal-li", "legal")
         self.cfo = p.as_("contracts", "finance-wang", "finance")
-        self.vendor = p.as_("contracts", "vendor-zhao", "vendor")
         self.raiser = p.as_("contracts", self.pm_user, "pm")
         self.pm_assessor = p.as_("contracts", "pm-qian", "pm")
         self.pm = p.as_("payments", self.pm_user, "pm")
@@ -179,6 +178,11 @@ class Story:
         self.contract_ids.append(created["id"])
         return created
 
+    def vendor_party(self, cid: str) -> str | None:
+        """The contract's vendor party (统一社会信用代码), which the vendor's token carries."""
+        parties = self.author.get(f"/v1/contracts/{cid}")["terms"]["parties"]
+        return next(p.get("credit_code") for p in parties if p["role"] == "vendor")
+
     def to_active(self, cid: str, client_signatory: str, vendor_signatory: str) -> dict:
         """Review (legal, then finance above ¥1m), signatures of both parties, activation."""
         submitted = self.author.post(f"/v1/contracts/{cid}/submit")
@@ -190,7 +194,9 @@ class Story:
         expect(approved["status"] == "approved", f"approved after legal and finance, got {approved['status']}")
         say("approved by legal-li (legal) and finance-wang (finance); the author may not approve")
         self.reviewer.post(f"/v1/contracts/{cid}/request-signature")
-        self.vendor.post(f"/v1/contracts/{cid}/sign", {"party": "vendor", "signatory": vendor_signatory,
+        # The vendor's user reaches only its own company's contracts: its token names the company.
+        vendor = self.p.as_("contracts", "vendor-zhao", "vendor", party=self.vendor_party(cid))
+        vendor.post(f"/v1/contracts/{cid}/sign", {"party": "vendor", "signatory": vendor_signatory,
                                                         "method": "electronic"})
         signed = self.reviewer.post(f"/v1/contracts/{cid}/sign", {"party": "client", "signatory": client_signatory,
                                                                    "method": "company_seal"})

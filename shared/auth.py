@@ -23,7 +23,7 @@ import httpx
 import jwt
 from fastapi import Depends, Request
 
-from shared.errors import Forbidden, Unauthorized
+from shared.errors import Forbidden, NotFound, Unauthorized
 from shared.settings import Settings
 
 log = logging.getLogger("qiyue.auth")
@@ -41,14 +41,43 @@ class Principal:
     org: str
     roles: frozenset[str]
     expires_at: int | None = None      # the token's `exp`: a stream token minted from it lives no longer
+    # The counterparty's company (the `party` claim): the 统一社会信用代码 of the vendor party of its
+    # contracts. Only read for a counterparty; a vendor token without one reaches no contract.
+    party: str | None = None
 
     def has(self, *roles: str) -> bool:
         return "admin" in self.roles or bool(self.roles.intersection(roles))
 
+    @property
+    def counterparty(self) -> bool:
+        """A vendor's user: sees only the contracts whose vendor party is its company, whatever else
+        the token says (least privilege: an outside company never reads the organisation's internals)."""
+        return "vendor" in self.roles
 
-def issue_token(secret: str, sub: str, org: str, roles: Iterable[str], ttl_s: int = 12 * 3600) -> str:
+    def may_see(self, vendor_party: str | None) -> bool:
+        """Whether a contract with this vendor party is visible to the caller."""
+        return not self.counterparty or (self.party is not None and vendor_party == self.party)
+
+    @property
+    def party_scope(self) -> tuple[str, ...] | None:
+        """What a query keeps: None, every contract of the organisation; else the vendor parties the
+        caller may see (none at all for a vendor token without a party)."""
+        if not self.counterparty:
+            return None
+        return (self.party,) if self.party else ()
+
+    def ensure_sees(self, vendor_party: str | None, what: str) -> None:
+        """404 (not 403: no existence leak) when a counterparty asks for another company's contract."""
+        if not self.may_see(vendor_party):
+            raise NotFound(f"No {what}.")
+
+
+def issue_token(secret: str, sub: str, org: str, roles: Iterable[str], ttl_s: int = 12 * 3600,
+                party: str | None = None) -> str:
     now = int(time.time())
     claims = {"sub": sub, "org": org, "roles": sorted(set(roles)), "iat": now, "exp": now + ttl_s}
+    if party:
+        claims["party"] = party
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
@@ -61,6 +90,8 @@ def issue_stream_token(principal: Principal, settings: Settings) -> tuple[str, i
         expires = min(expires, principal.expires_at)
     claims = {"sub": principal.sub, "org": principal.org, "roles": sorted(principal.roles), "iat": now,
               "exp": expires, "aud": STREAM_AUDIENCE, "scope": STREAM_SCOPE}
+    if principal.party:
+        claims["party"] = principal.party
     return jwt.encode(claims, settings.stream_token_key(), algorithm="HS256"), expires
 
 
@@ -178,10 +209,13 @@ def _principal(claims: dict, max_lifetime_s: int, leeway_s: int) -> Principal:
         raise Unauthorized("The token is issued in the future.")
     if expires - issued > max_lifetime_s:
         raise Unauthorized(f"The token lives longer than the {max_lifetime_s} s allowed.")
-    org, roles = claims.get("org"), claims.get("roles") or []
+    org, roles, party = claims.get("org"), claims.get("roles") or [], claims.get("party")
     if not isinstance(org, str) or not org or not isinstance(roles, list):
         raise Unauthorized("The token must carry an `org` and a list of `roles`.")
-    return Principal(sub=str(claims["sub"]), org=org, roles=frozenset(map(str, roles)), expires_at=int(expires))
+    if party is not None and (not isinstance(party, str) or not party):
+        raise Unauthorized("The token's `party` must be a non-empty string.")
+    return Principal(sub=str(claims["sub"]), org=org, roles=frozenset(map(str, roles)), party=party,
+                     expires_at=int(expires))
 
 
 def current_principal(request: Request) -> Principal:
@@ -204,3 +238,28 @@ def require(*roles: str):
         return principal
 
     return dependency
+
+
+def require_internal(*roles: str):
+    """Like `require`, and refused (403) to a counterparty: the organisation's internals (audit trails,
+    policies, risk findings, its clause library) are not for the companies it contracts with."""
+    admitted = require(*roles)
+
+    def dependency(principal: Principal = Depends(admitted)) -> Principal:
+        if principal.counterparty:
+            raise Forbidden("This is internal to the organisation; a counterparty does not read it.")
+        return principal
+
+    return dependency
+
+
+def require_contract_party(dependency, party_of: Callable[[Request, str, str], str | None]):
+    """`dependency` on a route with a `{contract_id}`: a counterparty reaches the contract only when
+    `party_of(request, org, contract_id)` (the contract's vendor party, None when unknown) is its own
+    company; otherwise 404, as for a contract that does not exist. Others pass unchanged."""
+    def check(contract_id: str, request: Request, principal: Principal = Depends(dependency)) -> Principal:
+        if principal.counterparty:
+            principal.ensure_sees(party_of(request, principal.org, contract_id), f"contract {contract_id}")
+        return principal
+
+    return check

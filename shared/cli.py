@@ -34,7 +34,7 @@ def cmd_token(args) -> int:
     if args.ttl > settings.jwt_max_lifetime_s:   # the services would refuse it
         print(f"--ttl may be at most {settings.jwt_max_lifetime_s} s (QIYUE_JWT_MAX_LIFETIME_S)", file=sys.stderr)
         return 2
-    print(issue_token(settings.jwt_key(), args.sub, args.org, args.role, ttl_s=args.ttl))
+    print(issue_token(settings.jwt_key(), args.sub, args.org, args.role, ttl_s=args.ttl, party=args.party))
     return 0
 
 
@@ -135,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--org", required=True)
     p.add_argument("--sub", default="dev-user")
     p.add_argument("--ttl", type=int, default=12 * 3600)
+    p.add_argument("--party", help="a vendor's company: the credit code of its contracts' vendor party")
     p.set_defaults(func=cmd_token)
 
     p = sub.add_parser("serve", help="run one service")

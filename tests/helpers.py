@@ -27,12 +27,13 @@ def wait_until(condition: Callable[[], Any], timeout: float = 20.0, interval: fl
     raise AssertionError(f"condition not met within {timeout}s: {message}" + (f" ({last_error})" if last_error else ""))
 
 
-def token(*roles: str, org: str = "acme", sub: str = "user-1") -> str:
-    return issue_token(TEST_SECRET, sub, org, roles or ("viewer",))
+def token(*roles: str, org: str = "acme", sub: str = "user-1", party: str | None = None) -> str:
+    return issue_token(TEST_SECRET, sub, org, roles or ("viewer",), party=party)
 
 
-def auth(*roles: str, org: str = "acme", sub: str = "user-1") -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(*roles, org=org, sub=sub)}"}
+def auth(*roles: str, org: str = "acme", sub: str = "user-1", party: str | None = None) -> dict[str, str]:
+    """A bearer header; `party` is a counterparty's company (the vendor's credit code)."""
+    return {"Authorization": f"Bearer {token(*roles, org=org, sub=sub, party=party)}"}
 
 
 @contextmanager

@@ -50,6 +50,12 @@ def contract(db: Database, org: str, contract_id: str, number: int | None = None
         return found, contracts.version(found, number or found.version)
 
 
+def vendor_party_of(db: Database, org: str, contract_id: str) -> str | None:
+    """The contract's vendor party (credit code), what counterparty scoping compares; 404 for another org."""
+    with db.read_session() as session:
+        return ContractRepository(session).vendor_party(org, contract_id)
+
+
 def versions(db: Database, org: str, contract_id: str) -> tuple[Contract, list]:
     with db.read_session() as session:
         contracts = ContractRepository(session)

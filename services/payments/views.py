@@ -30,12 +30,19 @@ from shared.pagination import decode_cursor, page_of
 
 # ---------------------------------------------------------------------- queries
 
-def schedules_page(db: Database, org: str, cursor: str | None, limit: int) -> dict:
-    """The organisation's payment schedules, by contract id."""
+def schedules_page(db: Database, org: str, cursor: str | None, limit: int,
+                   parties: tuple[str, ...] | None = None) -> dict:
+    """The organisation's payment schedules, by contract id (only `parties`' for a counterparty)."""
     with db.read_session() as session:
-        rows = ScheduleRepository(session).page(org, decode_cursor(cursor), limit + 1)
+        rows = ScheduleRepository(session).page(org, decode_cursor(cursor), limit + 1, parties)
     page, next_cursor = page_of(rows, limit, lambda r: r.contract_id)
     return {"items": [schedule_summary(r) for r in page], "next_cursor": next_cursor}
+
+
+def vendor_party_of(db: Database, org: str, contract_id: str) -> str | None:
+    """The contract's vendor party, what counterparty scoping compares (None: no schedule)."""
+    with db.read_session() as session:
+        return ScheduleRepository(session).vendor_party(org, contract_id)
 
 
 def _schedule(db: Database, org: str, contract_id: str) -> PaymentSchedule:
@@ -77,16 +84,17 @@ def _within_statement_horizon(schedule: PaymentSchedule, as_of: dt.date, today: 
                                "detail": f"at most {latest.isoformat()}"}])
 
 
-def invoices_page(db: Database, org: str, contract_id: str | None, cursor: str | None, limit: int) -> dict:
+def invoices_page(db: Database, org: str, contract_id: str | None, cursor: str | None, limit: int,
+                  parties: tuple[str, ...] | None = None) -> dict:
     with db.read_session() as session:
-        rows = InvoiceRepository(session).page(org, decode_cursor(cursor), limit + 1, contract_id)
+        rows = InvoiceRepository(session).page(org, decode_cursor(cursor), limit + 1, contract_id, parties)
     page, next_cursor = page_of(rows, limit, lambda r: r.number)
     return {"items": [invoice_row_view(r) for r in page], "next_cursor": next_cursor}
 
 
-def invoice_of(db: Database, org: str, invoice_id: str) -> dict:
+def invoice_of(db: Database, org: str, invoice_id: str, parties: tuple[str, ...] | None = None) -> dict:
     with db.read_session() as session:
-        row = InvoiceRepository(session).get(org, invoice_id)
+        row = InvoiceRepository(session).get(org, invoice_id, parties)
     if row is None:
         raise NotFound(f"No invoice {invoice_id}.")
     return invoice_row_view(row)

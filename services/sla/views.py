@@ -41,12 +41,25 @@ def definition_view(definition: SlaDefinition) -> dict:
     }
 
 
-def definitions(db: Database, org: str, after: str | None, limit: int) -> dict:
-    """One page of the organisation's definitions."""
+def definitions(db: Database, org: str, after: str | None, limit: int,
+                parties: tuple[str, ...] | None = None) -> dict:
+    """One page of the organisation's definitions (only `parties`' for a counterparty)."""
     with db.read_session() as session:
-        found = DefinitionRepository(session).list(org, after, limit + 1)
+        found = DefinitionRepository(session).list(org, after, limit + 1, parties)
     items, next_cursor = page_of(found, limit, lambda d: d.contract_id)
     return {"items": [definition_view(d) for d in items], "next_cursor": next_cursor}
+
+
+def vendor_party_of(db: Database, org: str, contract_id: str) -> str | None:
+    """The contract's vendor party, what counterparty scoping compares."""
+    with db.read_session() as session:
+        return DefinitionRepository(session).vendor_party(org, contract_id)
+
+
+def contracts_of_parties(db: Database, org: str, contract_ids: list[str], parties: tuple[str, ...]) -> set[str]:
+    """Which of these contracts a counterparty of `parties` reaches."""
+    with db.read_session() as session:
+        return DefinitionRepository(session).of_parties(org, contract_ids, parties)
 
 
 def definition(db: Database, org: str, contract_id: str) -> dict:

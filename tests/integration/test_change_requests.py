@@ -29,7 +29,8 @@ from tests.integration.test_contracts_lifecycle import ContractsTopic, assert_pr
 PATIENCE = 60
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 AUTHOR, REVIEWER = auth("legal", sub="legal-author"), auth("legal", sub="legal-reviewer")
-FINANCE, VENDOR = auth("finance", sub="finance-wang"), auth("vendor", sub="vendor-zhao")
+FINANCE = auth("finance", sub="finance-wang")
+VENDOR = auth("vendor", sub="vendor-zhao", party="91440300MA5GK7P29H")   # the software development sample's vendor
 RAISER, PM = auth("pm", sub="pm-sun"), auth("pm", sub="pm-qian")
 VIEWER = auth("viewer", sub="viewer-1")
 

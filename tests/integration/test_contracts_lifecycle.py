@@ -43,7 +43,7 @@ DRAFTER = auth("legal", sub=AUTHOR)             # wrote the contract: may submit
 REVIEWER = auth("legal", sub=LEGAL)
 FINANCE = auth("finance", sub="finance-wang")
 APPROVER = auth("approver", sub="approver-chen")
-VENDOR = auth("vendor", sub="vendor-zhao")
+VENDOR = auth("vendor", sub="vendor-zhao", party="91320114MA20CY8H6N")   # the IT operations sample's vendor
 VIEWER, ADMIN = auth("viewer"), auth("admin", sub="admin-1")
 PROBLEM = "application/problem+json"
 # Generous: a consumer joining its group on a busy machine can take a while; passing tests never wait it out.

@@ -25,20 +25,23 @@ def sla_url(make_settings):
         yield url
 
 
+VENDOR_PARTY = "91320114MA20CY8H6N"   # the vendor's company: it reports tickets on its own contracts only
+
+
 def define(base: str, org: str = "acme") -> str:
     cid = "c-" + random.randbytes(4).hex()
     metric = {"key": "fr", "kind": "first_response", "label": "P1 first response", "target": "0.03",
               "priority": "P1", "time_basis": "calendar"}   # 1.8 s
     body = {"contract_id": cid, "number": "QY-9", "title": "Desk", "monthly_fee": "1000.00",
             "effective_date": str(dt.date.today().replace(day=1)), "end_date": "2030-12-31",
-            "sla": {"service_hours": {"hours": ROUND_THE_CLOCK}, "metrics": [metric]}}
+            "sla": {"service_hours": {"hours": ROUND_THE_CLOCK}, "metrics": [metric]}, "vendor_party": VENDOR_PARTY}
     assert httpx.post(f"{base}/v1/sla/definitions", json=body, headers=auth("pm", org=org)).status_code == 201
     return cid
 
 
 def open_ticket(base: str, cid: str, ticket_id: str) -> None:
     at = dt.datetime.now(UTC)
-    response = httpx.post(f"{base}/v1/sla/ticket-events", headers=auth("vendor"), json={
+    response = httpx.post(f"{base}/v1/sla/ticket-events", headers=auth("vendor", party=VENDOR_PARTY), json={
         "contract_id": cid, "ticket_id": ticket_id, "source_id": ticket_id, "kind": "opened", "at": at.isoformat(),
         "priority": "P1"})
     assert response.status_code == 201, response.text

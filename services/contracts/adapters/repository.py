@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, cast, func, literal, select, text, tuple_
+from sqlalchemy import Select, cast, false, func, literal, select, text, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -96,6 +96,14 @@ class ContractRepository(_AggregateRows):
         if found is None:
             raise NotFound(f"No contract {contract_id}.")
         return found
+
+    def vendor_party(self, org: str, contract_id: str) -> str | None:
+        """Only the vendor party's credit code (counterparty scoping reads it before anything else)."""
+        found = self.session.execute(select(ContractRow.vendor_party).where(
+            ContractRow.id == contract_id, ContractRow.org == org)).first()
+        if found is None:
+            raise NotFound(f"No contract {contract_id}.")
+        return found.vendor_party
 
     def find(self, contract_id: str) -> Contract | None:
         """Any organisation's contract (the scheduler's view)."""
@@ -190,6 +198,8 @@ class ContractFilter:
     amount_max: Decimal | None = None
     expiring_before: dt.date | None = None
     text: str | None = None               # part of the title, number or a party's name
+    # A counterparty's view: only contracts whose vendor party is one of these credit codes (None: any)
+    vendor_parties: tuple[str, ...] | None = None
 
 
 def search(session: Session, org: str, where: ContractFilter, after: tuple[dt.datetime, str] | None,
@@ -210,6 +220,8 @@ def search_query(org: str, where: ContractFilter, after: tuple[dt.datetime, str]
     the term's bigrams narrow the candidates through ix_contracts_search_grams first."""
     c = ContractRow
     query = select(c).where(c.org == org)
+    if where.vendor_parties is not None:   # () matches nothing (never `vendor_party IS NULL`)
+        query = query.where(c.vendor_party.in_(where.vendor_parties) if where.vendor_parties else false())
     if where.statuses:
         query = query.where(c.status.in_(where.statuses))
     for column, value in ((c.kind, where.kind), (c.language, where.language), (c.currency, where.currency)):

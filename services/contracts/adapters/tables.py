@@ -60,6 +60,7 @@ class ContractRow(Table, table=True):
                       Index("ix_contracts_org_created", "org", "created_at", "id"),
                       Index("ix_contracts_status_effective", "status", "effective_date"),
                       Index("ix_contracts_status_end", "status", "end_date"),
+                      Index("ix_contracts_org_vendor_party", "org", "vendor_party", "created_at", "id"),
                       # SQLite has no GIN and scans: there the index is declared empty (WHERE 0), so
                       # one schema (and one migration history) serves both and costs SQLite nothing
                       Index("ix_contracts_search_grams", "search_grams", postgresql_using="gin",
@@ -77,6 +78,8 @@ class ContractRow(Table, table=True):
     authors: list = json_field(default=list)   # subs who wrote a version (four eyes)
     client_name: str = Field(max_length=300)
     vendor_name: str = Field(max_length=300)
+    # the vendor party's 统一社会信用代码: a counterparty's token sees only the contracts carrying its own
+    vendor_party: str | None = Field(default=None, max_length=64)
     search_text: str = Field(max_length=2000)   # lower-cased title, number and parties, for text search
     counterparty_text: str = Field(default="", max_length=1000)   # lower-cased party names, one a line
     search_grams: list = Field(default_factory=list, sa_column=Column(SearchGrams, nullable=False))   # of search_text

@@ -6,7 +6,9 @@ decide it (PM; legal for price and terms; finance above the price change the ame
 each step by another person, never the raiser, and admin only with the step's role; the approval
 policy's override roles (approver) override a blocking finding of the amended contract with a
 reason; legal implements an approved request, which makes the amended contract version. Anybody
-of the organisation reads.
+of the organisation reads. A counterparty (vendor) raises and reads requests on its own company's
+contracts only (404 for another's), submits and withdraws only those it raised, and never assesses,
+decides or implements; it is not shown the internal review nor the change policy.
 """
 from __future__ import annotations
 
@@ -20,21 +22,23 @@ from services.contracts import views
 from services.contracts.adapters.docx_writer import render_docx
 from services.contracts.adapters.html_writer import render_html
 from services.contracts.adapters.redline import render_redline_docx
-from services.contracts.api.deps import ADMIN, DOCX, READ, catalogue
+from services.contracts.api.deps import ADMIN, DOCX, INTERNAL, READ, catalogue, scoped, scoped_request, shown
 from services.contracts.domain.change_approval import Assessment, ChangePolicy
 from services.contracts.domain.change_requests import ChangeKind, ProposedChange
 from services.contracts.service_layer import change_requests as cr_service
-from shared.auth import Principal, require
+from shared.auth import Principal, require, require_internal
 from shared.downloads import attachment
 from shared.service import now_of, runtime_of
 
 router = APIRouter(prefix="/v1", tags=["change requests"])
 
 RAISE = require("pm", "legal", "vendor")
-ASSESS = require("pm", "legal", "approver")
-DECIDE = require("pm", "legal", "finance", "approver")
-IMPLEMENT = require("legal")
+# assessing, deciding and implementing are the organisation's own acts: never a counterparty's
+ASSESS = require_internal("pm", "legal", "approver")
+DECIDE = require_internal("pm", "legal", "finance", "approver")
+IMPLEMENT = require_internal("legal")
 ONE = "/change-requests/{request_id}"
+OWN = scoped_request(RAISE, raised_only=True)   # a counterparty submits and withdraws only what it raised
 
 
 class _In(BaseModel):
@@ -71,28 +75,30 @@ def _run(request: Request, command, *args, library: bool = False) -> dict:
 
 
 @router.post("/contracts/{contract_id}/change-requests", status_code=201)
-def raise_request(contract_id: str, body: RaiseIn, request: Request, who: Principal = Depends(RAISE)):
+def raise_request(contract_id: str, body: RaiseIn, request: Request, who: Principal = Depends(scoped(RAISE))):
     """A request against the contract's current version; refused now if it could never apply."""
-    return views.change_request_json(cr_service.raise_request(
+    return shown(who, views.change_request_json(cr_service.raise_request(
         runtime_of(request).uow(), catalogue(request), who, contract_id, title=body.title,
         description=body.description, reason=body.reason, kinds=list(body.kinds), change=body.changes,
-        now=now_of(request), submit_now=body.submit))
+        now=now_of(request), submit_now=body.submit)), "review")
 
 
 @router.get("/contracts/{contract_id}/change-requests")
-def list_requests(contract_id: str, request: Request, who: Principal = Depends(READ)):
-    return {"items": [views.change_request_json(cr)
+def list_requests(contract_id: str, request: Request, who: Principal = Depends(scoped(READ))):
+    return {"items": [shown(who, views.change_request_json(cr), "review")
                       for cr in views.change_requests_of(runtime_of(request).db, who.org, contract_id)]}
 
 
 @router.get(ONE)
-def get_request(request_id: str, request: Request, who: Principal = Depends(READ)):
-    return views.change_request_json(views.change_request(runtime_of(request).db, who.org, request_id))
+def get_request(request_id: str, request: Request, who: Principal = Depends(scoped_request(READ))):
+    """The request; a counterparty is not shown the internal review (decisions and their comments)."""
+    return shown(who, views.change_request_json(views.change_request(runtime_of(request).db, who.org, request_id)),
+                 "review")
 
 
 @router.post(ONE + "/submit")
-def submit(request_id: str, request: Request, who: Principal = Depends(RAISE)):
-    return _run(request, cr_service.submit, who, request_id, now_of(request))
+def submit(request_id: str, request: Request, who: Principal = Depends(OWN)):
+    return shown(who, _run(request, cr_service.submit, who, request_id, now_of(request)), "review")
 
 
 @router.post(ONE + "/assess")
@@ -119,8 +125,8 @@ def reject(request_id: str, body: RejectIn, request: Request, who: Principal = D
 
 
 @router.post(ONE + "/withdraw")
-def withdraw(request_id: str, request: Request, who: Principal = Depends(RAISE)):
-    return _run(request, cr_service.withdraw, who, request_id, now_of(request))
+def withdraw(request_id: str, request: Request, who: Principal = Depends(OWN)):
+    return shown(who, _run(request, cr_service.withdraw, who, request_id, now_of(request)), "review")
 
 
 @router.post(ONE + "/implement")
@@ -130,7 +136,7 @@ def implement(request_id: str, request: Request, who: Principal = Depends(IMPLEM
 
 
 @router.get(ONE + "/amendment")
-def amendment(request_id: str, request: Request, who: Principal = Depends(READ),
+def amendment(request_id: str, request: Request, who: Principal = Depends(scoped_request(READ)),
               format: Literal["docx", "html"] = "docx"):
     """The amendment (补充协议) in the contract's language: what changed, article by article."""
     cr, document, _, _ = views.amendment(runtime_of(request).db, who.org, request_id)
@@ -141,7 +147,7 @@ def amendment(request_id: str, request: Request, who: Principal = Depends(READ),
 
 
 @router.get(ONE + "/redline")
-def redline(request_id: str, request: Request, who: Principal = Depends(READ)):
+def redline(request_id: str, request: Request, who: Principal = Depends(scoped_request(READ))):
     """The amended version against the one it replaced, with Word tracked changes."""
     cr, _, old, new = views.amendment(runtime_of(request).db, who.org, request_id)
     return Response(render_redline_docx(old, new, cr.raised_by, cr.updated_at), media_type=DOCX, headers={
@@ -149,7 +155,7 @@ def redline(request_id: str, request: Request, who: Principal = Depends(READ)):
 
 
 @router.get("/change-policy")
-def get_policy(request: Request, who: Principal = Depends(READ)):
+def get_policy(request: Request, who: Principal = Depends(INTERNAL)):
     return views.change_policy(runtime_of(request).db, who.org).model_dump(mode="json")
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from services.contracts.api.deps import LEGAL, READ, catalogue, library
+from services.contracts.api.deps import INTERNAL, LEGAL, catalogue, library
 from services.contracts.api.schemas import ClauseDefinitionIn, ClauseVersionIn
 from services.contracts.domain.clauses import ClauseVersion
 from services.contracts.domain.variables import VariableSpec
@@ -55,20 +55,20 @@ def _clause_view(clause, full: bool) -> dict[str, Any]:
 
 
 @router.get("/clauses")
-def list_clauses(request: Request, principal: Principal = Depends(READ)):
+def list_clauses(request: Request, principal: Principal = Depends(INTERNAL)):
     """Every clause with its versions and their status (built in, and the organisation's own)."""
     found = library(request, principal)
     return {"items": [_clause_view(c, full=False) for c in sorted(found.clauses, key=lambda c: c.key)]}
 
 
 @router.get("/clauses/{key}")
-def get_clause(key: str, request: Request, principal: Principal = Depends(READ)):
+def get_clause(key: str, request: Request, principal: Principal = Depends(INTERNAL)):
     """A clause with every version: variables and the body of each position in both languages."""
     return _clause_view(library(request, principal).clauses.clause(key), full=True)
 
 
 @router.get(CLAUSE_VERSION)
-def get_clause_version(key: str, number: str, request: Request, principal: Principal = Depends(READ)):
+def get_clause_version(key: str, number: str, request: Request, principal: Principal = Depends(INTERNAL)):
     return clause_version_view(library(request, principal).clauses.clause(key).version(number))
 
 

@@ -3,7 +3,8 @@ parse, authorise, call one use case or view, answer).
 
 Roles (admin always passes): `legal` drafts and edits contracts; anybody of the organisation
 (viewer and up) reads. Every query is scoped to the caller's organisation: another
-organisation's contract is a 404.
+organisation's contract is a 404. A counterparty (the `vendor` role) reads only the contracts
+whose vendor party is its token's `party`, another's is a 404 too (`deps.scoped`).
 
 A contract's ETag is its current version (`"3"`). An edit (PUT or PATCH) makes a new immutable
 version and must carry `If-Match` with the ETag it was based on: none is 428, a stale one 412.
@@ -21,7 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from services.contracts import views
 from services.contracts.adapters.docx_writer import render_docx
 from services.contracts.adapters.html_writer import render_html
-from services.contracts.api.deps import DOCX, LEGAL, READ, catalogue
+from services.contracts.api.deps import DOCX, INTERNAL, LEGAL, READ, catalogue, scoped, shown
 from services.contracts.api.schemas import DraftIn, PatchIn, ReviseIn
 from services.contracts.domain.contract import document_of, etag
 from services.contracts.domain.lifecycle import Status
@@ -82,7 +83,8 @@ def search_contracts(request: Request, principal: Principal = Depends(READ),
             {"parameter": "cursor", "in": "query", "detail": "malformed cursor"}]) from None
     where = views.ContractFilter(statuses=tuple(status or ()), kind=kind, language=language,
                                  counterparty=counterparty, currency=currency, amount_min=amount_min,
-                                 amount_max=amount_max, expiring_before=expiring_before, text=q)
+                                 amount_max=amount_max, expiring_before=expiring_before, text=q,
+                                 vendor_parties=principal.party_scope)
     found = views.search(runtime_of(request).db, principal.org, where, after, limit + 1)
     page, more = found[:limit], len(found) > limit
     next_cursor = encode_cursor([page[-1].created_at.isoformat(), page[-1].id]) if more else None
@@ -90,9 +92,12 @@ def search_contracts(request: Request, principal: Principal = Depends(READ),
 
 
 @router.get(CONTRACT)
-def get_contract(contract_id: str, request: Request, principal: Principal = Depends(READ)):
-    """The contract at its current version; the ETag is what an edit sends back in If-Match."""
-    return _answer(*views.contract(runtime_of(request).db, principal.org, contract_id))
+def get_contract(contract_id: str, request: Request, principal: Principal = Depends(scoped(READ))):
+    """The contract at its current version; the ETag is what an edit sends back in If-Match. A counterparty
+    is not shown the deviations from the organisation's playbook (its negotiating positions)."""
+    contract, current = views.contract(runtime_of(request).db, principal.org, contract_id)
+    return JSONResponse(shown(principal, views.contract_json(contract, current), "deviations"),
+                        headers={"ETag": etag(contract.version)})
 
 
 def _revise(request: Request, principal: Principal, contract_id: str, if_match: str | None,
@@ -102,7 +107,7 @@ def _revise(request: Request, principal: Principal, contract_id: str, if_match: 
 
 
 @router.put(CONTRACT)
-def replace_contract(contract_id: str, body: ReviseIn, request: Request, principal: Principal = Depends(LEGAL),
+def replace_contract(contract_id: str, body: ReviseIn, request: Request, principal: Principal = Depends(scoped(LEGAL)),
                      if_match: str | None = Header(default=None)):
     """A new version from the whole input (draft only, If-Match required)."""
     return _revise(request, principal, contract_id, if_match, drafting.Edit(
@@ -110,7 +115,7 @@ def replace_contract(contract_id: str, body: ReviseIn, request: Request, princip
 
 
 @router.patch(CONTRACT)
-def patch_contract(contract_id: str, body: PatchIn, request: Request, principal: Principal = Depends(LEGAL),
+def patch_contract(contract_id: str, body: PatchIn, request: Request, principal: Principal = Depends(scoped(LEGAL)),
                    if_match: str | None = Header(default=None)):
     """A new version from merge patches of the current variables and positions (draft only, If-Match required)."""
     return _revise(request, principal, contract_id, if_match, drafting.Edit(
@@ -118,23 +123,24 @@ def patch_contract(contract_id: str, body: PatchIn, request: Request, principal:
 
 
 @router.get(CONTRACT + "/versions")
-def list_versions(contract_id: str, request: Request, principal: Principal = Depends(READ)):
+def list_versions(contract_id: str, request: Request, principal: Principal = Depends(scoped(READ))):
     contract, versions = views.versions(runtime_of(request).db, principal.org, contract_id)
     return {"contract_id": contract.id, "current": contract.version,
-            "items": [views.version_summary_json(v) for v in versions]}
+            "items": [shown(principal, views.version_summary_json(v), "deviations") for v in versions]}
 
 
 @router.get(CONTRACT + "/versions/{number}")
-def get_version(contract_id: str, number: int, request: Request, principal: Principal = Depends(READ)):
+def get_version(contract_id: str, number: int, request: Request, principal: Principal = Depends(scoped(READ))):
     """One version as it was made; versions never change."""
     contract, found = views.contract(runtime_of(request).db, principal.org, contract_id, number)
-    return JSONResponse(views.version_json(contract, found), headers={"ETag": etag(found.version)})
+    return JSONResponse(shown(principal, views.version_json(contract, found), "deviations"),
+                        headers={"ETag": etag(found.version)})
 
 
 @router.get(CONTRACT + "/document", response_class=Response,
             responses={200: {"content": {DOCX: {}, "text/html": {}},
                              "description": "The document; X-Content-SHA256 is the SHA-256 of these bytes."}})
-def get_document(contract_id: str, request: Request, principal: Principal = Depends(READ),
+def get_document(contract_id: str, request: Request, principal: Principal = Depends(scoped(READ)),
                  format: Literal["docx", "html"] = "docx", version_number: int | None = Query(None, alias="version",
                                                                                            ge=1)):
     """The version (default: current) as DOCX, or HTML for a preview; the same version gives the same bytes."""
@@ -149,8 +155,9 @@ def get_document(contract_id: str, request: Request, principal: Principal = Depe
 
 
 @router.get(CONTRACT + "/checks")
-def get_checks(contract_id: str, request: Request, principal: Principal = Depends(READ),
+def get_checks(contract_id: str, request: Request, principal: Principal = Depends(INTERNAL),
                version_number: int | None = Query(None, alias="version", ge=1)):
-    """Risk findings of the version (default: current), with the organisation's limits; high severity blocks."""
+    """Risk findings of the version (default: current), with the organisation's limits; high severity blocks
+    (internal: not for a counterparty)."""
     checked, found = views.findings(runtime_of(request).db, principal.org, contract_id, version_number)
     return {"contract_id": contract_id, "version": checked.version, "items": [f.to_dict() for f in found]}

@@ -8,6 +8,8 @@ overrides a blocking risk finding; legal records the client's signature, legal o
 the vendor's; an organisation admin sets the approval policy. Whoever wrote or submitted a
 version never decides on it, each step has its own person, and admin passes these routes but
 decides a step only with the step's role (`domain/duties.py`). Anybody of the organisation reads.
+A counterparty (vendor) reaches only its own company's contracts (404 for another's), without the
+review, the audit trail or the policy.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.contracts import views
 from services.contracts.adapters.redline import render_redline_docx
-from services.contracts.api.deps import ADMIN, DOCX, READ
+from services.contracts.api.deps import ADMIN, DOCX, INTERNAL, READ, scoped, shown
 from services.contracts.domain import lifecycle as states
 from services.contracts.domain.approvals import ApprovalPolicy
 from services.contracts.domain.compare import compare
@@ -34,8 +36,9 @@ router = APIRouter(prefix="/v1", tags=["lifecycle"])
 
 
 def may(command: str):
-    """Who may give a command, as the lifecycle says (the review narrows approvals to the step's roles)."""
-    return require(*states.COMMANDS[command].roles)
+    """Who may give a command, as the lifecycle says (the review narrows approvals to the step's roles),
+    on a contract the caller reaches (a counterparty only its own company's)."""
+    return scoped(require(*states.COMMANDS[command].roles))
 
 CONTRACT = "/contracts/{contract_id}"
 
@@ -109,7 +112,8 @@ def request_signature(contract_id: str, request: Request, who: Principal = Depen
 @router.post(CONTRACT + "/sign")
 def sign(contract_id: str, body: SignIn, request: Request, who: Principal = Depends(may("sign"))):
     """One party's signature (who, when, how); the last one freezes the document's SHA-256."""
-    return _run(request, lifecycle.sign, who, contract_id, now_of(request), body.party, body.signatory, body.method)
+    return shown(who, _run(request, lifecycle.sign, who, contract_id, now_of(request), body.party, body.signatory,
+                           body.method), "review")
 
 
 @router.post(CONTRACT + "/activate")
@@ -131,19 +135,21 @@ def terminate(contract_id: str, body: TerminateIn, request: Request, who: Princi
 # --- reading ---------------------------------------------------------------------------------------
 
 @router.get(CONTRACT + "/lifecycle")
-def get_lifecycle(contract_id: str, request: Request, who: Principal = Depends(READ)):
-    """State, allowed transitions, the review round with its decisions, every decision ever, signatures."""
+def get_lifecycle(contract_id: str, request: Request, who: Principal = Depends(scoped(READ))):
+    """State, allowed transitions, the review round with its decisions, every decision ever, signatures.
+    A counterparty sees the state and the signatures, not the internal review and its comments."""
     contract, decisions, signatures = views.lifecycle(runtime_of(request).db, who.org, contract_id)
-    return {**views.lifecycle_json(contract),
+    return shown(who, {**views.lifecycle_json(contract),
             "decisions": [{"round": d.round, "version": d.version, "step": d.step, "decision": d.decision,
                            "finding": d.finding, "by": d.decided_by, "at": d.decided_at.isoformat(),
                            "comment": d.comment} for d in decisions],
             "signatures": [{"party": s.party, "signatory": s.signatory, "method": s.method, "by": s.signed_by,
-                            "at": s.signed_at.isoformat(), "version": s.version} for s in signatures]}
+                            "at": s.signed_at.isoformat(), "version": s.version} for s in signatures]},
+                 "review", "decisions")
 
 
 @router.get(CONTRACT + "/signed-document")
-def signed_document(contract_id: str, request: Request, who: Principal = Depends(READ)):
+def signed_document(contract_id: str, request: Request, who: Principal = Depends(scoped(READ))):
     """The DOCX exactly as signed; its SHA-256 is the contract's `signed_sha256`."""
     contract, doc = views.signed_document(runtime_of(request).db, who.org, contract_id)
     if doc is None:
@@ -153,7 +159,7 @@ def signed_document(contract_id: str, request: Request, who: Principal = Depends
 
 
 @router.get(CONTRACT + "/compare")
-def compare_versions(contract_id: str, request: Request, who: Principal = Depends(READ),
+def compare_versions(contract_id: str, request: Request, who: Principal = Depends(scoped(READ)),
                      from_: int = Query(alias="from", ge=1), to: int = Query(ge=1),
                      format: Literal["json", "docx"] = "json"):
     """Two versions compared: JSON (variables, clauses by key, text by token) or a Word redline."""
@@ -171,8 +177,8 @@ def compare_versions(contract_id: str, request: Request, who: Principal = Depend
 
 
 @router.get(CONTRACT + "/audit")
-def audit(contract_id: str, request: Request, who: Principal = Depends(READ)):
-    """The contract's hash chain, oldest first, and whether it holds."""
+def audit(contract_id: str, request: Request, who: Principal = Depends(INTERNAL)):
+    """The contract's hash chain, oldest first, and whether it holds (internal: not for a counterparty)."""
     entries, breaks = views.audit_trail(runtime_of(request).db, who.org, contract_id)
     return {"contract_id": contract_id, "intact": not breaks, "breaks": [str(b) for b in breaks],
             "entries": [{**e.content(), "at": e.at.isoformat(), "entry_hash": e.entry_hash} for e in entries]}
@@ -181,7 +187,7 @@ def audit(contract_id: str, request: Request, who: Principal = Depends(READ)):
 # --- the approval policy ---------------------------------------------------------------------------
 
 @router.get("/approval-policy")
-def get_policy(request: Request, who: Principal = Depends(READ)):
+def get_policy(request: Request, who: Principal = Depends(INTERNAL)):
     return views.approval_policy(runtime_of(request).db, who.org).model_dump(mode="json")
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
-from services.contracts.api.deps import READ, language_of, library
+from services.contracts.api.deps import INTERNAL, language_of, library
 from services.contracts.domain.variables import LANGUAGES
 from services.contracts.service_layer.drafting import jsonable
 from shared.auth import Principal
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/v1", tags=["drafting"])
 
 
 @router.get("/templates")
-def list_templates(request: Request, principal: Principal = Depends(READ)):
+def list_templates(request: Request, principal: Principal = Depends(INTERNAL)):
     """One item per template and language."""
     found = library(request, principal)
     return {"items": [{"key": t.key, "kind": t.kind, "language": language, "version": str(t.version),
@@ -25,7 +25,7 @@ def list_templates(request: Request, principal: Principal = Depends(READ)):
 
 
 @router.get("/templates/{key}")
-def get_template(key: str, request: Request, principal: Principal = Depends(READ), language: str = "zh-CN"):
+def get_template(key: str, request: Request, principal: Principal = Depends(INTERNAL), language: str = "zh-CN"):
     """The template with its variables as JSON Schema (to build a form from) and sample variables."""
     found = library(request, principal)
     if key not in found.template_keys:

@@ -58,6 +58,7 @@ class Contract(StoredAggregate):
     updated_at: dt.datetime
     authors: list = field(default_factory=list)
     counterparty_text: str = ""
+    vendor_party: str | None = None      # the vendor party's credit code (counterparty scoping)
     review: dict | None = None
     signed_version: int | None = None
     signed_sha256: str | None = None

@@ -193,8 +193,10 @@ def _terms(drafted: Draft, contract_id: str, org: str, number: int) -> ContractT
 
 def _search_columns(terms: ContractTerms, drafted: Draft) -> dict[str, Any]:
     parties = {p.role: p.name for p in terms.parties}
+    vendor_party = next((p.credit_code for p in terms.parties if p.role == "vendor"), None)
     project = str(drafted.variables.get("project_name") or "")
     return dict(client_name=parties.get("client", ""), vendor_name=parties.get("vendor", ""),
+                vendor_party=vendor_party,
                 search_text="\n".join([terms.title, project, terms.number, *parties.values()]).lower()[:2000],
                 counterparty_text="\n".join(parties.values()).lower()[:1000], currency=terms.currency,
                 total_amount=terms.total_amount, effective_date=terms.effective_date, end_date=terms.end_date,

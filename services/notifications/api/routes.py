@@ -195,11 +195,17 @@ def redeliver(delivery_id: str, request: Request, principal: Principal = Depends
 
 # --- in-app inbox ------------------------------------------------------------------------------
 
+def _inbox_roles(principal: Principal) -> frozenset[str]:
+    """The roles whose items the caller's inbox shows. A counterparty sees only what is addressed to
+    its own user: an item for the `vendor` role would reach every vendor company of the organisation."""
+    return frozenset() if principal.counterparty else principal.roles
+
+
 @router.get("/inbox")
 def get_inbox(request: Request, principal: Principal = Depends(ANYONE), limit: int = Limit,
               cursor: str | None = None, unread: bool = False):
     """The caller's notifications, newest first, with how many are unread."""
-    rows, unread_count = views.inbox(runtime_of(request).db, principal.org, principal.sub, principal.roles,
+    rows, unread_count = views.inbox(runtime_of(request).db, principal.org, principal.sub, _inbox_roles(principal),
                                      _after_instant(cursor), limit + 1, unread)
     page, next_cursor = page_of(rows, limit, lambda r: _newest_first(r[0]))
     return {"items": [schemas.inbox_item_view(item, read_at) for item, read_at in page],
@@ -208,13 +214,13 @@ def get_inbox(request: Request, principal: Principal = Depends(ANYONE), limit: i
 
 @router.post("/inbox/read-all")
 def mark_all_read(request: Request, principal: Principal = Depends(ANYONE)):
-    marked = service_layer.mark_all_read(runtime_of(request).uow(), principal.org, principal.sub, principal.roles,
-                                         now_of(request))
+    marked = service_layer.mark_all_read(runtime_of(request).uow(), principal.org, principal.sub,
+                                         _inbox_roles(principal), now_of(request))
     return {"marked": marked, "unread_count": 0}
 
 
 @router.post("/inbox/{item_id}/read")
 def mark_read(item_id: str, request: Request, principal: Principal = Depends(ANYONE)):
     item, read_at = service_layer.mark_read(runtime_of(request).uow(), principal.org, principal.sub,
-                                            principal.roles, item_id, now_of(request))
+                                            _inbox_roles(principal), item_id, now_of(request))
     return schemas.inbox_item_view(item, read_at)

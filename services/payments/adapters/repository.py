@@ -13,7 +13,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, false, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
@@ -51,7 +51,8 @@ class ScheduleRepository:
 
     def add(self, schedule: PaymentSchedule, terms: dict, now: dt.datetime) -> None:
         self.session.add(ScheduleRow(contract_id=schedule.contract_id, org=schedule.org, terms=terms, created_at=now,
-                                     **_schedule_values(schedule), updated_at=now))
+                                     vendor_party=vendor_party_in(terms), **_schedule_values(schedule),
+                                     updated_at=now))
         self.session.flush()
         _save_parts(self.session, schedule, now)
 
@@ -60,7 +61,7 @@ class ScheduleRepository:
         for name, value in _schedule_values(schedule).items():
             setattr(row, name, value)
         if terms is not None:
-            row.terms = terms
+            row.terms, row.vendor_party = terms, vendor_party_in(terms)
         row.updated_at = now
         _save_parts(self.session, schedule, now)
 
@@ -83,8 +84,16 @@ class ScheduleRepository:
                 and all(claim(self.session, table, b.tranche_id, expect_late_fees_through=b.before,
                               late_fees_through=b.through) for b in bookings))
 
-    def page(self, org: str, after: str | None, limit: int) -> list[ScheduleRow]:
-        query = select(ScheduleRow).where(ScheduleRow.org == org).order_by(ScheduleRow.contract_id).limit(limit)
+    def vendor_party(self, org: str, contract_id: str) -> str | None:
+        """The contract's vendor party as its terms name it (None: no schedule, or no credit code)."""
+        return self.session.scalar(select(ScheduleRow.vendor_party).where(
+            ScheduleRow.contract_id == contract_id, ScheduleRow.org == org))
+
+    def page(self, org: str, after: str | None, limit: int,
+             parties: tuple[str, ...] | None = None) -> list[ScheduleRow]:
+        """By contract id; `parties` keeps only those vendor parties' schedules (a counterparty's view)."""
+        query = _of_parties(select(ScheduleRow).where(ScheduleRow.org == org), parties)
+        query = query.order_by(ScheduleRow.contract_id).limit(limit)
         if after:
             query = query.where(ScheduleRow.contract_id > after)
         return list(self.session.scalars(query).all())
@@ -150,17 +159,38 @@ class InvoiceRepository:
         return self.session.execute(update(counters).where(counters.c.org == org, counters.c.year == year)
                                     .values(last=counters.c.last + 1).returning(counters.c.last)).scalar_one()
 
-    def get(self, org: str, invoice_id: str) -> InvoiceRow | None:
-        row = self.session.get(InvoiceRow, invoice_id)
-        return row if row is not None and row.org == org else None
+    def get(self, org: str, invoice_id: str, parties: tuple[str, ...] | None = None) -> InvoiceRow | None:
+        query = _invoices_of_parties(select(InvoiceRow).where(InvoiceRow.id == invoice_id, InvoiceRow.org == org),
+                                     parties)
+        return self.session.scalar(query)
 
-    def page(self, org: str, after: str | None, limit: int, contract_id: str | None = None) -> list[InvoiceRow]:
-        query = select(InvoiceRow).where(InvoiceRow.org == org).order_by(InvoiceRow.number).limit(limit)
+    def page(self, org: str, after: str | None, limit: int, contract_id: str | None = None,
+             parties: tuple[str, ...] | None = None) -> list[InvoiceRow]:
+        query = _invoices_of_parties(select(InvoiceRow).where(InvoiceRow.org == org), parties)
+        query = query.order_by(InvoiceRow.number).limit(limit)
         if contract_id:
             query = query.where(InvoiceRow.contract_id == contract_id)
         if after:
             query = query.where(InvoiceRow.number > after)
         return list(self.session.scalars(query).all())
+
+
+def vendor_party_in(terms: dict | None) -> str | None:
+    """The vendor party's credit code in ContractTerms as received (counterparty scoping)."""
+    return next((p.get("credit_code") for p in (terms or {}).get("parties", []) if p.get("role") == "vendor"), None)
+
+
+def _of_parties(query, parties: tuple[str, ...] | None):
+    """None keeps every schedule; () none (never `vendor_party IS NULL`)."""
+    if parties is None:
+        return query
+    return query.where(ScheduleRow.vendor_party.in_(parties) if parties else false())
+
+
+def _invoices_of_parties(query, parties: tuple[str, ...] | None):
+    if parties is None:
+        return query
+    return _of_parties(query.join(ScheduleRow, ScheduleRow.contract_id == InvoiceRow.contract_id), parties)
 
 
 class FeedRepository:

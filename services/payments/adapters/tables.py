@@ -30,8 +30,11 @@ def _money(nullable: bool = False):
 class ScheduleRow(Table, table=True):
     """One contract's payment schedule; `terms` is the latest ContractTerms as received."""
     __tablename__ = "payment_schedules"
+    __table_args__ = (Index("ix_payment_schedules_org_vendor_party", "org", "vendor_party", "contract_id"),)
     contract_id: str = Field(primary_key=True, max_length=64)
     org: str = Field(index=True, max_length=100)
+    # the vendor party's 统一社会信用代码 from the terms: a counterparty's token sees only its own company's
+    vendor_party: str | None = Field(default=None, max_length=64)
     number: str = Field(max_length=100)
     title: str = Field(max_length=500)
     currency: str = Field(max_length=3)

@@ -6,7 +6,9 @@ Roles (admin always passes):
 - `approver` accepts or rejects it: the client's acceptance authority. Whoever submitted a
   milestone cannot decide on it, whatever roles they hold;
 - `finance` issues invoices and records payments.
-Every query is scoped to the caller's organisation: another organisation's contract is a 404.
+Every query is scoped to the caller's organisation: another organisation's contract is a 404. A
+counterparty (vendor) reads only its own company's contracts (the vendor party of the terms
+`contract.signed` carried; another's is a 404 too) and not the organisation's reports or calendar.
 
 The iCalendar feed is the one endpoint without a bearer token: calendar apps cannot send one.
 A user creates a feed (`POST /v1/calendar-feeds`) and gets a URL holding a random 256-bit
@@ -23,7 +25,7 @@ from fastapi.responses import JSONResponse, Response
 from services.payments import service_layer, views
 from services.payments.api.schemas import (CalendarFeedIn, InvoiceIn, MilestoneAcceptIn, MilestoneReachIn,
                                            MilestoneRejectIn, MilestoneSubmitIn, PaymentIn)
-from shared.auth import Principal, require
+from shared.auth import Principal, require, require_contract_party, require_internal
 from shared.downloads import attachment
 from shared.errors import Invalid, field_error
 from shared.idempotency import IdempotencyKey
@@ -36,6 +38,7 @@ READ = require()
 PM = require("pm")
 CLIENT = require("approver")
 FINANCE = require("finance")
+INTERNAL = require_internal()   # the organisation's reports and calendar: never a counterparty's
 CSV = "text/csv; charset=utf-8"
 ICS = "text/calendar; charset=utf-8"
 
@@ -58,29 +61,38 @@ def _today(request: Request) -> dt.date:
     return local_date(now_of(request))
 
 
+def _vendor_party(request: Request, org: str, contract_id: str) -> str | None:
+    return views.vendor_party_of(_db(request), org, contract_id)
+
+
+def scoped(dependency):
+    """On a `{contract_id}` route: a counterparty reaches only its own company's contracts (404)."""
+    return require_contract_party(dependency, _vendor_party)
+
+
 # --- schedules ---------------------------------------------------------------------------------
 
 @router.get("/payment-schedules")
 def list_schedules(request: Request, principal: Principal = Depends(READ),
                    limit: int = Query(50, ge=1, le=200), cursor: str | None = None):
     """The organisation's payment schedules, by contract id."""
-    return views.schedules_page(_db(request), principal.org, cursor, limit)
+    return views.schedules_page(_db(request), principal.org, cursor, limit, principal.party_scope)
 
 
 @router.get("/payment-schedules/{contract_id}")
-def get_schedule(contract_id: str, request: Request, principal: Principal = Depends(READ)):
+def get_schedule(contract_id: str, request: Request, principal: Principal = Depends(scoped(READ))):
     """A contract's schedule, milestones, invoices, payments, credits, late fees and what is due next."""
     return views.schedule_of(_db(request), principal.org, contract_id, _today(request))
 
 
 @router.get("/payment-schedules/{contract_id}/history")
-def get_history(contract_id: str, request: Request, principal: Principal = Depends(READ)):
+def get_history(contract_id: str, request: Request, principal: Principal = Depends(scoped(READ))):
     """Tranches replaced by amendments, grouped by the contract version that replaced them."""
     return views.history_of(_db(request), principal.org, contract_id)
 
 
 @router.get("/payment-schedules/{contract_id}/late-fees")
-def get_late_fees(contract_id: str, request: Request, principal: Principal = Depends(READ),
+def get_late_fees(contract_id: str, request: Request, principal: Principal = Depends(scoped(READ)),
                   as_of: dt.date | None = None):
     """Late fees day by day up to `as_of` (default today), with the cap applied. `as_of` may be at most
     3,660 days after the first due date (422 otherwise): one row per day is built."""
@@ -94,7 +106,7 @@ MILESTONE = "/payment-schedules/{contract_id}/milestones/{key}"
 
 
 @router.post(MILESTONE + "/reach")
-def reach_milestone(contract_id: str, key: str, request: Request, principal: Principal = Depends(PM),
+def reach_milestone(contract_id: str, key: str, request: Request, principal: Principal = Depends(scoped(PM)),
                     body: MilestoneReachIn | None = Body(default=None)):
     milestone = service_layer.reach_milestone(_uow(request), principal.org, contract_id, key, principal.sub,
                                               now_of(request), body.note if body else None)
@@ -103,7 +115,7 @@ def reach_milestone(contract_id: str, key: str, request: Request, principal: Pri
 
 @router.post(MILESTONE + "/submit")
 def submit_milestone(contract_id: str, key: str, body: MilestoneSubmitIn, request: Request,
-                     principal: Principal = Depends(PM)):
+                     principal: Principal = Depends(scoped(PM))):
     milestone = service_layer.submit_milestone(_uow(request), principal.org, contract_id, key, principal.sub,
                                                now_of(request), [str(u) for u in body.evidence], body.note)
     return views.milestone_view(milestone)
@@ -111,7 +123,7 @@ def submit_milestone(contract_id: str, key: str, body: MilestoneSubmitIn, reques
 
 @router.post(MILESTONE + "/accept")
 def accept_milestone(contract_id: str, key: str, body: MilestoneAcceptIn, request: Request,
-                     principal: Principal = Depends(CLIENT)):
+                     principal: Principal = Depends(scoped(CLIENT))):
     """The client accepts: the tranches this milestone triggers become due, with their due dates."""
     schedule = service_layer.accept_milestone(_uow(request), principal.org, contract_id, key, principal.sub,
                                               now_of(request), body.accepted_on, body.comment)
@@ -122,7 +134,7 @@ def accept_milestone(contract_id: str, key: str, body: MilestoneAcceptIn, reques
 
 @router.post(MILESTONE + "/reject")
 def reject_milestone(contract_id: str, key: str, body: MilestoneRejectIn, request: Request,
-                     principal: Principal = Depends(CLIENT)):
+                     principal: Principal = Depends(scoped(CLIENT))):
     milestone = service_layer.reject_milestone(_uow(request), principal.org, contract_id, key, principal.sub,
                                                now_of(request), body.comment)
     return views.milestone_view(milestone)
@@ -131,7 +143,7 @@ def reject_milestone(contract_id: str, key: str, body: MilestoneRejectIn, reques
 # --- invoices and payments ---------------------------------------------------------------------
 
 @router.post("/payment-schedules/{contract_id}/invoices", status_code=201)
-def issue_invoice(contract_id: str, body: InvoiceIn, request: Request, principal: Principal = Depends(FINANCE),
+def issue_invoice(contract_id: str, body: InvoiceIn, request: Request, principal: Principal = Depends(scoped(FINANCE)),
                   idempotency_key: str | None = Header(default=None)):
     """A payment request for what a due tranche still owes, numbered INV-<year>-<nnnnnn> per organisation."""
     now = now_of(request)
@@ -146,16 +158,16 @@ def issue_invoice(contract_id: str, body: InvoiceIn, request: Request, principal
 @router.get("/invoices")
 def list_invoices(request: Request, principal: Principal = Depends(READ), contract_id: str | None = None,
                   limit: int = Query(50, ge=1, le=200), cursor: str | None = None):
-    return views.invoices_page(_db(request), principal.org, contract_id, cursor, limit)
+    return views.invoices_page(_db(request), principal.org, contract_id, cursor, limit, principal.party_scope)
 
 
 @router.get("/invoices/{invoice_id}")
 def get_invoice(invoice_id: str, request: Request, principal: Principal = Depends(READ)):
-    return views.invoice_of(_db(request), principal.org, invoice_id)
+    return views.invoice_of(_db(request), principal.org, invoice_id, principal.party_scope)
 
 
 @router.post("/payment-schedules/{contract_id}/payments", status_code=201)
-def record_payment(contract_id: str, body: PaymentIn, request: Request, principal: Principal = Depends(FINANCE),
+def record_payment(contract_id: str, body: PaymentIn, request: Request, principal: Principal = Depends(scoped(FINANCE)),
                    idempotency_key: str | None = Header(default=None)):
     """A payment received: partial payments are accepted, more than the tranche owes is refused (422)."""
     now = now_of(request)
@@ -170,26 +182,26 @@ def record_payment(contract_id: str, body: PaymentIn, request: Request, principa
 # --- organisation reports ----------------------------------------------------------------------
 
 @router.get("/reports/aging")
-def aging(request: Request, principal: Principal = Depends(READ), as_of: dt.date | None = None):
+def aging(request: Request, principal: Principal = Depends(INTERNAL), as_of: dt.date | None = None):
     """What is payable, by days past due: not yet due, 1–30, 31–60, 61–90, over 90."""
     return views.aging_of(_db(request), principal.org, as_of or _today(request))
 
 
 @router.get("/reports/aging.csv")
-def aging_csv(request: Request, principal: Principal = Depends(READ), as_of: dt.date | None = None):
+def aging_csv(request: Request, principal: Principal = Depends(INTERNAL), as_of: dt.date | None = None):
     as_of = as_of or _today(request)
     return Response(views.aging_csv_of(_db(request), principal.org, as_of), media_type=CSV,
                     headers={"Content-Disposition": attachment(f"aging-{as_of}.csv")})
 
 
 @router.get("/reports/cash-flow")
-def cash_flow(request: Request, principal: Principal = Depends(READ), months: int = Query(12, ge=1, le=60)):
+def cash_flow(request: Request, principal: Principal = Depends(INTERNAL), months: int = Query(12, ge=1, le=60)):
     """Expected receipts per month from this month on, plus what is overdue and what has no date yet."""
     return views.cash_flow_of(_db(request), principal.org, _today(request), months)
 
 
 @router.get("/reports/cash-flow.csv")
-def cash_flow_csv(request: Request, principal: Principal = Depends(READ), months: int = Query(12, ge=1, le=60)):
+def cash_flow_csv(request: Request, principal: Principal = Depends(INTERNAL), months: int = Query(12, ge=1, le=60)):
     today = _today(request)
     return Response(views.cash_flow_csv_of(_db(request), principal.org, today, months), media_type=CSV,
                     headers={"Content-Disposition": attachment(f"cash-flow-{today:%Y-%m}.csv")})
@@ -203,7 +215,7 @@ def _feed_url(request: Request, token: str) -> str:
 
 
 @router.post("/calendar-feeds", status_code=201)
-def create_feed(request: Request, principal: Principal = Depends(READ),
+def create_feed(request: Request, principal: Principal = Depends(INTERNAL),
                 body: CalendarFeedIn | None = Body(default=None)):
     """A calendar subscription URL for the caller; the URL is shown only in this answer."""
     feed, token = service_layer.create_feed(_uow(request), principal.org, principal.sub,
@@ -213,17 +225,17 @@ def create_feed(request: Request, principal: Principal = Depends(READ),
 
 
 @router.get("/calendar-feeds")
-def list_feeds(request: Request, principal: Principal = Depends(READ)):
+def list_feeds(request: Request, principal: Principal = Depends(INTERNAL)):
     return views.feeds_of(_db(request), principal.org, principal.sub)
 
 
 @router.get("/calendar-feeds/{feed_id}")
-def get_feed(feed_id: str, request: Request, principal: Principal = Depends(READ)):
+def get_feed(feed_id: str, request: Request, principal: Principal = Depends(INTERNAL)):
     return views.feed_of(_db(request), principal.org, principal.sub, feed_id)
 
 
 @router.delete("/calendar-feeds/{feed_id}", status_code=204)
-def revoke_feed(feed_id: str, request: Request, principal: Principal = Depends(READ)):
+def revoke_feed(feed_id: str, request: Request, principal: Principal = Depends(INTERNAL)):
     """Revoke the feed: its URL stops working."""
     service_layer.revoke_feed(_uow(request), principal.org, principal.sub, feed_id, now_of(request))
     return Response(status_code=204)

@@ -10,7 +10,7 @@ import datetime as dt
 from collections import defaultdict
 from typing import Iterable, Iterator, Sequence
 
-from sqlalchemy import bindparam, case, delete, func, select, update
+from sqlalchemy import bindparam, case, delete, false, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -146,6 +146,7 @@ def _to_domain(row: DefinitionRow, metrics: Iterable[MetricRow]) -> SlaDefinitio
         credit_cap_share=row.credit_cap_share,
         metrics=tuple(MetricDefinition(SlaMetric.model_validate(m.terms), m.contract_version)
                       for m in sorted(metrics, key=lambda m: m.position)),
+        vendor_party=row.vendor_party,
     )
 
 
@@ -169,8 +170,25 @@ class DefinitionRepository(_Repository):
         metrics = self.session.scalars(select(MetricRow).where(MetricRow.contract_id.in_(ids))).all() if rows else []
         return {r.contract_id: _to_domain(r, [m for m in metrics if m.contract_id == r.contract_id]) for r in rows}
 
-    def list(self, org: str, after: str | None, limit: int) -> list[SlaDefinition]:
+    def vendor_party(self, org: str, contract_id: str) -> str | None:
+        """The contract's vendor party (None: no definition, or none named)."""
+        return self.session.scalar(select(DefinitionRow.vendor_party).where(
+            DefinitionRow.contract_id == contract_id, DefinitionRow.org == org))
+
+    def of_parties(self, org: str, contract_ids: Iterable[str], parties: tuple[str, ...]) -> set[str]:
+        """Those of `contract_ids` whose vendor party is one of `parties`."""
+        if not parties:
+            return set()
+        return set(self.session.scalars(select(DefinitionRow.contract_id).where(
+            DefinitionRow.org == org, DefinitionRow.contract_id.in_(sorted(set(contract_ids))),
+            DefinitionRow.vendor_party.in_(parties))))
+
+    def list(self, org: str, after: str | None, limit: int,
+             parties: tuple[str, ...] | None = None) -> list[SlaDefinition]:
+        """By contract id; `parties` keeps only those vendor parties' (a counterparty's view; () none)."""
         query = select(DefinitionRow).where(DefinitionRow.org == org).order_by(DefinitionRow.contract_id).limit(limit)
+        if parties is not None:
+            query = query.where(DefinitionRow.vendor_party.in_(parties) if parties else false())
         if after:
             query = query.where(DefinitionRow.contract_id > after)
         rows = self.session.scalars(query).all()
@@ -183,7 +201,8 @@ class DefinitionRepository(_Repository):
                       title=definition.title, currency=definition.currency, monthly_fee=definition.monthly_fee,
                       effective_date=definition.effective_date, end_date=definition.end_date,
                       service_hours=definition.service_hours.model_dump(mode="json"),
-                      credit_cap_share=definition.credit_cap_share, updated_at=now)
+                      credit_cap_share=definition.credit_cap_share, vendor_party=definition.vendor_party,
+                      updated_at=now)
         if row is None:
             session.add(DefinitionRow(contract_id=definition.contract_id, created_at=now, **values))
         else:

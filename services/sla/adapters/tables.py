@@ -25,8 +25,11 @@ class Table(SQLModel, registry=registry(metadata=metadata)):
 class DefinitionRow(Table, table=True):
     """The SLA a contract promises, in its latest version (metrics in `sla_metrics`)."""
     __tablename__ = "sla_definitions"
+    __table_args__ = (Index("ix_sla_definitions_org_vendor_party", "org", "vendor_party", "contract_id"),)
     contract_id: str = Field(primary_key=True, max_length=64)
     org: str = Field(index=True, max_length=100)
+    # the vendor party's 统一社会信用代码: a counterparty's token sees only its own company's SLAs
+    vendor_party: str | None = Field(default=None, max_length=64)
     contract_version: int
     number: str = Field(max_length=100)
     title: str = Field(max_length=500)

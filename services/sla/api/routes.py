@@ -1,7 +1,9 @@
 """HTTP entry points of the sla service (thin: parse, authorise, call the service layer, answer).
 
 Roles: any role reads; `pm` manages definitions; `pm` and `vendor` report tickets and samples
-(admin always). Every query is scoped to the caller's organisation.
+(admin always). Every query is scoped to the caller's organisation. A counterparty (vendor) reads
+only its own company's contracts (the vendor party of the terms `contract.activated` carried;
+another's is a 404) and not the organisation's overview, stream or dashboard.
 """
 from __future__ import annotations
 
@@ -20,8 +22,9 @@ from services.sla.api.schemas import DefinitionIn, SampleBatch, SampleIn, Ticket
 from services.sla.domain.definitions import MetricDefinition, SlaDefinition, check_sla_terms
 from services.sla.domain.periods import Period
 from services.sla.domain.samples import check_sample, check_ticket_event
-from shared.auth import ANY_ROLE, Principal, current_principal, decode_stream_token, issue_stream_token, require
-from shared.errors import Forbidden, Invalid, field_error
+from shared.auth import (ANY_ROLE, Principal, current_principal, decode_stream_token, issue_stream_token, require,
+                         require_contract_party, require_internal)
+from shared.errors import Forbidden, Invalid, NotFound, field_error
 from shared.events.sla import MetricSampleRecorded, TicketEventRecorded
 from shared.idempotency import IdempotencyKey
 from shared.pagination import decode_cursor
@@ -34,6 +37,13 @@ MANAGE = ("pm",)
 INGEST = ("pm", "vendor")
 PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+def _vendor_party(request: Request, org: str, contract_id: str) -> str | None:
+    return views.vendor_party_of(runtime_of(request).db, org, contract_id)
+
+
+READ = require_contract_party(require(), _vendor_party)   # a counterparty: only its own company's contracts
 
 
 # --- definitions -------------------------------------------------------------------------------
@@ -63,17 +73,18 @@ def _proposed(body: DefinitionIn, org: str) -> SlaDefinition:
         contract_id=body.contract_id, org=org, contract_version=body.version, number=body.number, title=body.title,
         currency=body.currency, monthly_fee=body.monthly_fee, effective_date=body.effective_date,
         end_date=body.end_date, service_hours=body.sla.service_hours, credit_cap_share=body.sla.credit_cap_share,
-        metrics=tuple(MetricDefinition(m, body.version) for m in body.sla.metrics))
+        metrics=tuple(MetricDefinition(m, body.version) for m in body.sla.metrics), vendor_party=body.vendor_party)
 
 
 @router.get("/sla/definitions")
 def list_definitions(request: Request, limit: int = Query(50, ge=1, le=200), cursor: str | None = None,
                      principal: Principal = Depends(require())):
-    return views.definitions(runtime_of(request).db, principal.org, decode_cursor(cursor), limit)
+    return views.definitions(runtime_of(request).db, principal.org, decode_cursor(cursor), limit,
+                             principal.party_scope)
 
 
 @router.get("/sla/definitions/{contract_id}")
-def get_definition(contract_id: str, request: Request, principal: Principal = Depends(require())):
+def get_definition(contract_id: str, request: Request, principal: Principal = Depends(READ)):
     return views.definition(runtime_of(request).db, principal.org, contract_id)
 
 
@@ -123,10 +134,25 @@ def _ingest(request: Request, principal: Principal, items: list, problems: list,
     if problems:
         raise Invalid("Some items cannot be counted.", errors=problems)
     rt = runtime_of(request)
+    if principal.counterparty:
+        _ensure_own_contracts(rt.db, principal, items, pointer)
     statuses = ingest(rt.uow(), principal.org, items, now_of(request), pointer)
     if rt.scheduler is not None:
         rt.scheduler.wake()   # a deadline may now be sooner than the scheduler's next tick
     return statuses
+
+
+def _ensure_own_contracts(db, principal: Principal, items: list, pointer) -> None:
+    """A vendor reports only on its own company's contracts: another's is answered as a contract
+    without an SLA (404 for one item, 422 naming each in a batch), so it learns nothing of it."""
+    own = views.contracts_of_parties(db, principal.org, [i.contract_id for i in items], principal.party_scope)
+    foreign = [n for n, item in enumerate(items) if item.contract_id not in own]
+    if foreign and len(items) == 1:
+        raise NotFound(f"No SLA definition for contract {items[0].contract_id}.")
+    if foreign:
+        raise Invalid("Some items name a contract without an SLA definition.",
+                      errors=[field_error(f"{pointer(n)}/contract_id", "no SLA definition for this contract")
+                              for n in foreign[:100]])
 
 
 def _batch_answer(items, statuses: list[str]) -> dict:
@@ -137,7 +163,7 @@ def _batch_answer(items, statuses: list[str]) -> dict:
 # --- dashboards and reports --------------------------------------------------------------------
 
 @router.get("/contracts/{contract_id}/sla")
-def contract_sla(contract_id: str, request: Request, principal: Principal = Depends(require())):
+def contract_sla(contract_id: str, request: Request, principal: Principal = Depends(READ)):
     """Each metric's target, actual so far and compliance; open tickets at risk or breached; past months."""
     return views.contract_sla(runtime_of(request).db, principal.org, contract_id, now_of(request))
 
@@ -146,7 +172,7 @@ def contract_sla(contract_id: str, request: Request, principal: Principal = Depe
 def monthly_report(contract_id: str, request: Request, period: str = PathParam(pattern=PERIOD),
                    format: str | None = Query(None, pattern="^(json|csv|docx)$"),
                    lang: str = Query("zh-CN", pattern="^(zh-CN|en)$"),
-                   principal: Principal = Depends(require())):
+                   principal: Principal = Depends(READ)):
     """The month's report as JSON, CSV or DOCX (`format`, or the Accept header), in Chinese or English."""
     report = views.period_report(runtime_of(request).db, principal.org, contract_id, Period.parse(period),
                                  now_of(request))
@@ -170,7 +196,7 @@ def _format_from_accept(accept: str) -> str:
 
 
 @router.get("/sla/overview")
-def overview(request: Request, principal: Principal = Depends(require())):
+def overview(request: Request, principal: Principal = Depends(require_internal())):
     """Every contract of the organisation with this month's standing (the dashboard page reads it)."""
     return {"items": views.overview(runtime_of(request).db, principal.org, now_of(request))}
 
@@ -214,6 +240,8 @@ def header_or_query_principal(request: Request, token: str | None = Query(
         principal = current_principal(request)
     if not principal.has(*ANY_ROLE):
         raise Forbidden("This needs a role.")
+    if principal.counterparty:   # the organisation's whole stream and dashboard
+        raise Forbidden("This is internal to the organisation; a counterparty does not read it.")
     return principal
 
 

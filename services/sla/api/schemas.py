@@ -24,6 +24,8 @@ class DefinitionIn(BaseModel):
     effective_date: dt.date
     end_date: dt.date
     sla: SlaTerms
+    vendor_party: str | None = Field(default=None, pattern=r"^[0-9A-HJ-NPQRTUWXY]{18}$",
+                                     description="the vendor's 统一社会信用代码: its users then see this SLA")
 
 
 class TicketEventIn(TicketEventRecorded):

@@ -62,6 +62,7 @@ class SlaDefinition:
     service_hours: ServiceHours
     credit_cap_share: Decimal | None
     metrics: tuple[MetricDefinition, ...] = field(default=())
+    vendor_party: str | None = None   # the vendor party's credit code: counterparty scoping
     # What happened to the definition, recorded here and written to the outbox by the unit of work.
     events: list = field(default_factory=list, init=False, compare=False, repr=False)
 
@@ -100,6 +101,7 @@ def definition_from_terms(terms: ContractTerms) -> SlaDefinition:
         effective_date=terms.effective_date, end_date=terms.end_date, service_hours=sla.service_hours,
         credit_cap_share=sla.credit_cap_share,
         metrics=tuple(MetricDefinition(m, terms.version) for m in sla.metrics),
+        vendor_party=next((p.credit_code for p in terms.parties if p.role == "vendor"), None),
     )
 
 
