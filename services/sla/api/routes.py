@@ -16,8 +16,7 @@ from services.sla import service_layer, views
 from services.sla.adapters import reports
 from services.sla.api.schemas import DefinitionIn, SampleBatch, SampleIn, TicketEventBatch, TicketEventIn
 from services.sla.domain.definitions import MetricDefinition, SlaDefinition, check_sla_terms
-from services.sla.domain.periods import Period
-from services.sla.domain.samples import check_sample, check_ticket_event
+from services.sla.domain.periods import PERIOD_PATTERN, Period
 from shared.auth import ANY_ROLE, Principal, current_principal, decode_token, require
 from shared.errors import Forbidden, Invalid, field_error
 from shared.events.sla import MetricSampleRecorded, TicketEventRecorded
@@ -30,7 +29,6 @@ page_router = APIRouter(include_in_schema=False)
 
 MANAGE = ("pm",)
 INGEST = ("pm", "vendor")
-PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
@@ -106,19 +104,16 @@ def post_samples(body: SampleBatch, request: Request, principal: Principal = Dep
 
 def _ingest_tickets(request: Request, principal: Principal, items, pointer) -> list[str]:
     events = [TicketEventRecorded(**item.model_dump(), org=principal.org) for item in items]
-    problems = [p for i, e in enumerate(events) for p in check_ticket_event(e, pointer(i))]
-    return _ingest(request, principal, events, problems, pointer, service_layer.ingest_ticket_events)
+    return _ingest(request, principal, events, pointer, service_layer.ingest_ticket_events)
 
 
 def _ingest_samples(request: Request, principal: Principal, items, pointer) -> list[str]:
     samples = [MetricSampleRecorded(**item.model_dump(), org=principal.org) for item in items]
-    problems = [p for i, s in enumerate(samples) for p in check_sample(s, pointer(i))]
-    return _ingest(request, principal, samples, problems, pointer, service_layer.ingest_samples)
+    return _ingest(request, principal, samples, pointer, service_layer.ingest_samples)
 
 
-def _ingest(request: Request, principal: Principal, items: list, problems: list, pointer, ingest) -> list[str]:
-    if problems:
-        raise Invalid("Some items cannot be counted.", errors=problems)
+def _ingest(request: Request, principal: Principal, items: list, pointer, ingest) -> list[str]:
+    """The use case names every item that cannot be counted (range, counts, timing, unknown contract)."""
     rt = runtime_of(request)
     statuses = ingest(rt.uow(), principal.org, items, now_of(request), pointer)
     if rt.scheduler is not None:
@@ -140,7 +135,8 @@ def contract_sla(contract_id: str, request: Request, principal: Principal = Depe
 
 
 @router.get("/contracts/{contract_id}/sla/reports/{period}")
-def monthly_report(contract_id: str, request: Request, period: str = PathParam(pattern=PERIOD),
+def monthly_report(contract_id: str, request: Request,
+                   period: str = PathParam(pattern=PERIOD_PATTERN, description="yyyy-mm, 2000-01 to 2100-12"),
                    format: str | None = Query(None, pattern="^(json|csv|docx)$"),
                    lang: str = Query("zh-CN", pattern="^(zh-CN|en)$"),
                    principal: Principal = Depends(require())):
