@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     jwt_jwks_url: str | None = None       # production: RS256 keys from the identity provider
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
+    # sla: every feed key's secret is derived from this (nothing secret is stored); production sets it.
+    feed_key_secret: SecretStr | None = None
     public_base_url: str | None = None    # links in notifications
     scheduler_interval_s: float = 1.0
     relay_poll_interval_s: float = 0.5   # safety net for commits made by other replicas
@@ -75,6 +77,18 @@ class Settings(BaseSettings):
         if self.environment == "production":
             raise RuntimeError("QIYUE_JWT_SECRET or QIYUE_JWT_JWKS_URL must be set in production")
         return dev_jwt_secret()
+
+
+    def feed_key_master(self) -> bytes:
+        """The key feed-key secrets are derived from; outside production, derived from the JWT key."""
+        if self.feed_key_secret is not None:
+            return self.feed_key_secret.get_secret_value().encode()
+        if self.environment == "production":
+            raise RuntimeError("QIYUE_FEED_KEY_SECRET must be set in production")
+        import hashlib
+        import hmac
+
+        return hmac.new(self.jwt_key().encode(), b"qiyue-feed-key-master", hashlib.sha256).digest()
 
 
 def settings_for(service: str, **overrides) -> Settings:

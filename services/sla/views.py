@@ -17,6 +17,7 @@ from services.sla.adapters.tables import PeriodRow, PublishedEventRow, TicketClo
 from services.sla.domain import credits
 from services.sla.domain.compliance import WindowOutcome
 from services.sla.domain.definitions import MetricDefinition, SlaDefinition
+from services.sla.domain.feed_keys import FeedKey
 from services.sla.domain.periods import Period
 from services.sla.domain.measurement import measure_window
 from shared.db import Database
@@ -196,6 +197,12 @@ def _period_report(session: Session, org: str, contract_id: str, period: Period,
                       "opened_at": t.opened_at.isoformat(), "breached_at": t.breached_at.isoformat()}
                      for t in breached_tickets],
     }
+
+
+def feed_key_view(key: FeedKey) -> dict:
+    return {"key_id": key.key_id, "name": key.name, "created_by": key.created_by,
+            "created_at": key.created_at.isoformat(),
+            "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None}
 
 
 def last_stream_seq(db: Database) -> int:

@@ -14,9 +14,10 @@ from sqlalchemy import bindparam, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from services.sla.adapters.tables import (DefinitionRow, MetricRow, PeriodRow, SampleRow, TicketClockRow,
-                                          TicketEventRow, TimerRow, WindowResultRow)
+from services.sla.adapters.tables import (DefinitionRow, FeedKeyRow, MetricRow, PeriodRow, SampleRow,
+                                          TicketClockRow, TicketEventRow, TimerRow, WindowResultRow)
 from services.sla.domain.definitions import MetricDefinition, SlaDefinition
+from services.sla.domain.feed_keys import FeedKey
 from services.sla.domain.months import Month
 from services.sla.domain.standing import WindowStanding
 from services.sla.domain.ticket_clock import TicketEvent
@@ -508,3 +509,34 @@ class PeriodRepository(_Repository):
 
     def next_due(self) -> dt.datetime | None:
         return self.session.scalar(select(func.min(PeriodRow.ends_at)).where(PeriodRow.status == "open"))
+
+
+# --- feed keys -----------------------------------------------------------------------------------
+
+_FEED_KEY_FIELDS = ("key_id", "org", "name", "created_by", "created_at", "revoked_at")
+
+
+class FeedKeyRepository(_Repository):
+    def add(self, key: FeedKey) -> None:
+        self.session.add(FeedKeyRow(**{name: getattr(key, name) for name in _FEED_KEY_FIELDS}))
+        self.session.flush()
+
+    def list(self, org: str) -> list[FeedKey]:
+        rows = self.session.scalars(select(FeedKeyRow).where(FeedKeyRow.org == org)
+                                    .order_by(FeedKeyRow.created_at, FeedKeyRow.key_id)).all()
+        return [FeedKey(**{name: getattr(r, name) for name in _FEED_KEY_FIELDS}) for r in rows]
+
+    def revoke(self, org: str, key_id: str, now: dt.datetime) -> bool:
+        """False when `org` has no such key (another organisation's key is not found)."""
+        row = self.session.get(FeedKeyRow, key_id)
+        if row is None or row.org != org:
+            return False
+        row.revoked_at = row.revoked_at or now
+        return True
+
+    def active_orgs(self, key_ids: Iterable[str]) -> dict[str, str]:
+        """{key id: organisation} of the keys among `key_ids` not revoked: one query for a run of records."""
+        ids = sorted(set(key_ids))
+        return {k: o for chunk in chunks(ids, 500) for k, o in self.session.execute(
+            select(FeedKeyRow.key_id, FeedKeyRow.org).where(FeedKeyRow.key_id.in_(chunk),
+                                                            FeedKeyRow.revoked_at.is_(None)))}

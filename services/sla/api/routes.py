@@ -14,7 +14,8 @@ from starlette.concurrency import run_in_threadpool
 
 from services.sla import service_layer, views
 from services.sla.adapters import reports
-from services.sla.api.schemas import DefinitionIn, SampleBatch, SampleIn, TicketEventBatch, TicketEventIn
+from services.sla.api.schemas import (DefinitionIn, FeedKeyIn, SampleBatch, SampleIn, TicketEventBatch,
+                                      TicketEventIn)
 from services.sla.domain.definitions import MetricDefinition, SlaDefinition, check_sla_terms
 from services.sla.domain.periods import PERIOD_PATTERN, Period
 from shared.auth import ANY_ROLE, Principal, current_principal, decode_token, require
@@ -124,6 +125,36 @@ def _ingest(request: Request, principal: Principal, items: list, pointer, ingest
 def _batch_answer(items, statuses: list[str]) -> dict:
     return {"accepted": statuses.count("accepted"), "duplicates": statuses.count("duplicate"),
             "items": [{"source_id": i.source_id, "status": s} for i, s in zip(items, statuses)]}
+
+
+# --- feed keys (sla.ingest) --------------------------------------------------------------------
+
+ADMIN = ("admin",)
+
+
+@router.post("/sla/feed-keys", status_code=201)
+def create_feed_key(body: FeedKeyIn, request: Request, principal: Principal = Depends(require(*ADMIN))):
+    """A key the organisation's feed signs its `sla.ingest` records with. The answer holds the secret: the only
+    time it is shown (it is derived again to verify, never stored nor logged)."""
+    rt = runtime_of(request)
+    key, secret = service_layer.create_feed_key(rt.uow(), principal.org, body.name, principal.sub, now_of(request),
+                                                rt.settings.feed_key_master())
+    return JSONResponse({**views.feed_key_view(key), "secret": secret}, status_code=201,
+                        headers={"Cache-Control": "no-store"})
+
+
+@router.get("/sla/feed-keys")
+def list_feed_keys(request: Request, principal: Principal = Depends(require(*ADMIN))):
+    """The organisation's feed keys, revoked ones included; never their secrets."""
+    return {"items": [views.feed_key_view(k) for k in service_layer.list_feed_keys(runtime_of(request).uow(),
+                                                                                   principal.org)]}
+
+
+@router.delete("/sla/feed-keys/{key_id}", status_code=204)
+def revoke_feed_key(key_id: str, request: Request, principal: Principal = Depends(require(*ADMIN))):
+    """Records signed with the key from now on go to the DLQ."""
+    service_layer.revoke_feed_key(runtime_of(request).uow(), principal.org, key_id, now_of(request))
+    return Response(status_code=204)
 
 
 # --- dashboards and reports --------------------------------------------------------------------
