@@ -101,7 +101,8 @@ def metric_row(metric: MetricDefinition, outcome: WindowOutcome) -> dict:
 
 def open_tickets(session: Session, definition: SlaDefinition, now: dt.datetime) -> list[dict]:
     rows = session.scalars(select(TicketClockRow).where(
-        TicketClockRow.contract_id == definition.contract_id, TicketClockRow.state.in_(("running", "paused")),
+        TicketClockRow.org == definition.org, TicketClockRow.contract_id == definition.contract_id,
+        TicketClockRow.state.in_(("running", "paused")),
         (TicketClockRow.at_risk_at <= now) | (TicketClockRow.breached_at <= now),
     ).order_by(TicketClockRow.deadline, TicketClockRow.ticket_id)).all()
     return [{
@@ -113,10 +114,11 @@ def open_tickets(session: Session, definition: SlaDefinition, now: dt.datetime) 
 
 
 def history(session: Session, definition: SlaDefinition) -> list[dict]:
-    results = session.scalars(select(WindowResultRow).where(WindowResultRow.contract_id == definition.contract_id)
-                              .order_by(WindowResultRow.period.desc())).all()
+    results = session.scalars(select(WindowResultRow).where(
+        WindowResultRow.org == definition.org, WindowResultRow.contract_id == definition.contract_id)
+        .order_by(WindowResultRow.period.desc())).all()
     periods = {p.period: p for p in session.scalars(select(PeriodRow).where(
-        PeriodRow.contract_id == definition.contract_id)).all()}
+        PeriodRow.org == definition.org, PeriodRow.contract_id == definition.contract_id)).all()}
     out: dict[str, dict] = {}
     for r in results:
         entry = out.setdefault(r.period, _period_entry(r.period, periods.get(r.period)))
@@ -145,9 +147,10 @@ def _overview(session: Session, org: str, now: dt.datetime, limit: int) -> list[
     for definition in DefinitionRepository(session).list(org, None, limit):
         period = str(Period.of(now, definition.timezone))
         results = {r.metric_key: r for r in session.scalars(select(WindowResultRow).where(
-            WindowResultRow.contract_id == definition.contract_id, WindowResultRow.period == period)).all()}
+            WindowResultRow.org == org, WindowResultRow.contract_id == definition.contract_id,
+            WindowResultRow.period == period)).all()}
         trouble = session.execute(select(func.count()).select_from(TicketClockRow).where(
-            TicketClockRow.contract_id == definition.contract_id, TicketClockRow.state.in_(("running", "paused")),
+            TicketClockRow.org == org, TicketClockRow.contract_id == definition.contract_id, TicketClockRow.state.in_(("running", "paused")),
             TicketClockRow.breached_at <= now)).scalar_one()
         out.append({
             "contract_id": definition.contract_id, "number": definition.number, "title": definition.title,
@@ -172,10 +175,10 @@ def _period_report(session: Session, org: str, contract_id: str, period: Period,
     closed = now >= ends
     outcomes = measure_all(session, definition, period, now, closed)
     assessment = credits.assess(outcomes, definition.monthly_fee, definition.credit_cap_share)
-    stored = session.scalar(select(PeriodRow).where(PeriodRow.contract_id == contract_id,
+    stored = session.scalar(select(PeriodRow).where(PeriodRow.org == org, PeriodRow.contract_id == contract_id,
                                                     PeriodRow.period == str(period)))
     breached_tickets = session.scalars(select(TicketClockRow).where(
-        TicketClockRow.contract_id == contract_id, TicketClockRow.period == str(period),
+        TicketClockRow.org == org, TicketClockRow.contract_id == contract_id, TicketClockRow.period == str(period),
         TicketClockRow.breached_at <= now).order_by(TicketClockRow.breached_at, TicketClockRow.ticket_id)).all()
     return {
         "contract_id": contract_id, "number": definition.number, "title": definition.title,
