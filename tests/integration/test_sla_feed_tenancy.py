@@ -20,19 +20,11 @@ from shared.envelope import Envelope
 from shared.events import dlq
 from shared.events.sla import INGEST_TOPIC, MetricSampleRecorded, TicketEventRecorded, sign_feed_record
 from tests.helpers import auth, wait_until
-from tests.integration.test_sla_service import definition_body, quick_metric, ticket
+from tests.integration.test_sla_service import definition_body, feed_key, quick_metric, ticket
 
 UTC = dt.timezone.utc
 PM = auth("pm")
 ADMIN = auth("admin")
-
-
-def feed_key(client, org: str = "acme", name: str = "itsm") -> tuple[str, str]:
-    """A new feed key of `org`: (key id, secret)."""
-    answer = client.post("/v1/sla/feed-keys", json={"name": name}, headers=auth("admin", org=org))
-    assert answer.status_code == 201, answer.text
-    body = answer.json()
-    return body["key_id"], body["secret"]
 
 
 def signed_send(broker, topic_prefix: str, envelopes: list[Envelope], key: tuple[str, str] | None,

@@ -19,8 +19,9 @@ from shared.events import dlq
 from shared.events.sla import INGEST_TOPIC, MetricSampleRecorded, TicketEventRecorded
 from tests.helpers import auth, wait_until
 from tests.integration.test_sla_bulk_ingest import envelopes_of, event_count, ready
-from tests.integration.test_sla_feed_tenancy import feed_key, signed_send
-from tests.integration.test_sla_service import ROUND_THE_CLOCK, definition_body, problem, quick_metric, ticket
+from tests.integration.test_sla_feed_tenancy import signed_send
+from tests.integration.test_sla_service import (ROUND_THE_CLOCK, definition_body, feed_key, problem, quick_metric,
+                                                ticket)
 
 UTC = dt.timezone.utc
 PM = auth("pm")
