@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     jwt_jwks_url: str | None = None       # production: RS256 keys from the identity provider
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
-    # sla: every feed key's secret is derived from this (nothing secret is stored); production sets it.
+    # sla: every feed key's secret is derived from this (nothing secret is stored); else from the JWT secret.
     feed_key_secret: SecretStr | None = None
     public_base_url: str | None = None    # links in notifications
     scheduler_interval_s: float = 1.0
@@ -80,11 +80,10 @@ class Settings(BaseSettings):
 
 
     def feed_key_master(self) -> bytes:
-        """The key feed-key secrets are derived from; outside production, derived from the JWT key."""
-        if self.feed_key_secret is not None:
+        """The key the sla feed-key secrets are derived from: QIYUE_FEED_KEY_SECRET, else derived from the
+        HS256 JWT secret (then rotating that secret also invalidates every feed key)."""
+        if self.feed_key_secret is not None and self.feed_key_secret.get_secret_value():
             return self.feed_key_secret.get_secret_value().encode()
-        if self.environment == "production":
-            raise RuntimeError("QIYUE_FEED_KEY_SECRET must be set in production")
         import hashlib
         import hmac
 
