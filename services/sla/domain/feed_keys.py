@@ -34,15 +34,16 @@ def secret_of(master: bytes, key_id: str) -> str:
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
-def signer_of(headers: Mapping[str, str], value: bytes | None, orgs: Mapping[str, str],
-              master: bytes) -> tuple[str | None, str | None]:
-    """(the signing key's organisation, None) when the record is signed by an active key; else (None, why)."""
+def signer_of(headers: Mapping[str, str], value: bytes | None,
+              keys: Mapping[str, tuple[str, str]]) -> tuple[str | None, str | None]:
+    """(the signing key's organisation, None) when the record is signed by one of the active `keys`
+    ({key id: (organisation, secret)}); else (None, why)."""
     key_id, signature = headers.get(FEED_KEY_HEADER), headers.get(FEED_SIGNATURE_HEADER)
     if not key_id or not signature:
         return None, f"unsigned: a feed record needs the {FEED_KEY_HEADER} and {FEED_SIGNATURE_HEADER} headers"
-    org = orgs.get(key_id)
-    if org is None:
+    if key_id not in keys:
         return None, f"feed key {key_id[:40]!r} is unknown or revoked"
-    if not hmac.compare_digest(signature, feed_signature(secret_of(master, key_id), value or b"")):
+    org, secret = keys[key_id]
+    if not hmac.compare_digest(signature, feed_signature(secret, value or b"")):
         return None, f"the signature does not match the record under feed key {key_id}"
     return org, None

@@ -39,8 +39,9 @@ def check_feed_signatures(uow: SlaUnitOfWork, envelopes: list[Envelope], master:
     the run's keys); a record that is not fails the run, which the consumer bisects, so it alone is
     dead-lettered."""
     orgs = uow.feed_keys.active_orgs(e.extra_headers.get(FEED_KEY_HEADER, "") for e in envelopes)
+    keys = {key_id: (org, secret_of(master, key_id)) for key_id, org in orgs.items()}   # derived once per run
     for envelope in envelopes:
-        org, why = signer_of(envelope.extra_headers, envelope.raw_value, orgs, master)
+        org, why = signer_of(envelope.extra_headers, envelope.raw_value, keys)
         if org is None:
             raise Forbidden(f"Feed record {envelope.id} refused: {why}.")
         if envelope.data.get("org") != org:
