@@ -73,6 +73,13 @@ def test_service_hours_that_cannot_be_reckoned_are_refused_naming_the_field(sla,
     assert pointer in pointers(answer), answer
 
 
+@pytest.mark.parametrize("field, value", [("effective_date", "0001-01-01"), ("end_date", "9999-12-31")])
+def test_definition_dates_out_of_range_are_refused_naming_them(sla, field, value):
+    body = {**definition_body("c-" + uuid.uuid4().hex[:8], [quick_metric("p1", seconds=1800)]), field: value}
+    answer = problem(sla.post("/v1/sla/definitions", json=body, headers=PM), 422)
+    assert f"/{field}" in pointers(answer), answer
+
+
 def test_ticket_times_out_of_range_in_the_future_or_before_the_sla_starts_are_refused(sla):
     cid = defined(sla)
     starts = dt.datetime.fromisoformat(definition_body(cid, [])["effective_date"] + "T00:00:00+08:00")

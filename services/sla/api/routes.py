@@ -17,7 +17,7 @@ from services.sla.adapters import reports
 from services.sla.api.schemas import (DefinitionIn, FeedKeyIn, SampleBatch, SampleIn, TicketEventBatch,
                                       TicketEventIn)
 from services.sla.domain.definitions import MetricDefinition, SlaDefinition, check_sla_terms
-from services.sla.domain.periods import PERIOD_PATTERN, Period
+from services.sla.domain.periods import FIRST_YEAR, LAST_YEAR, PERIOD_PATTERN, Period
 from shared.auth import ANY_ROLE, Principal, current_principal, decode_token, require
 from shared.errors import Forbidden, Invalid, field_error
 from shared.events.sla import MetricSampleRecorded, TicketEventRecorded
@@ -49,6 +49,10 @@ def create_definition(body: DefinitionIn, request: Request, principal: Principal
 def _check_definition(body: DefinitionIn) -> None:
     if not body.sla.metrics:
         raise Invalid("An SLA needs at least one metric.", errors=[field_error("/sla/metrics", "empty")])
+    out_of_range = [field_error(f"/{name}", f"must lie in the years {FIRST_YEAR} to {LAST_YEAR}")
+                    for name in ("effective_date", "end_date") if not FIRST_YEAR <= getattr(body, name).year <= LAST_YEAR]
+    if out_of_range:
+        raise Invalid("The SLA's dates cannot be reckoned with.", errors=out_of_range)
     if body.end_date < body.effective_date:
         raise Invalid("The SLA ends before it starts.", errors=[field_error("/end_date", "before effective_date")])
     check_sla_terms(body.sla)
