@@ -35,7 +35,7 @@ from shared.db import normalise_url
 from shared.envelope import Envelope
 from shared.events.sla import INGEST_TOPIC
 from shared.events.sla import TOPIC as SLA_TOPIC
-from shared.events.sla import TicketEventRecorded
+from shared.events.sla import TicketEventRecorded, sign_feed_record
 
 UTC = dt.timezone.utc
 BATCH = 500
@@ -142,10 +142,13 @@ def ingest_by_topic(env, client: httpx.Client, prefix: str, url: str, count: int
 
     records = [Envelope.new(TicketEventRecorded(org="acme", **opened(cid, n, at)), "/bench/ticketing")
                for n in range(count)]
+    key = feed_key(env, client)
+    signed = [(e, e.value()) for e in records]
+    signed = [(e, value, e.headers() + sign_feed_record(*key, value)) for e, value in signed]
     producer = KafkaProducer(bootstrap_servers=env.broker.bootstrap, acks="all", linger_ms=5)
     started = time.perf_counter()
-    for envelope in records:
-        producer.send(prefix + INGEST_TOPIC, key=envelope.key(), value=envelope.value(), headers=envelope.headers())
+    for envelope, value, headers in signed:
+        producer.send(prefix + INGEST_TOPIC, key=envelope.key(), value=value, headers=headers)
     producer.flush()
     producer.close()
     done = 0
@@ -155,6 +158,13 @@ def ingest_by_topic(env, client: httpx.Client, prefix: str, url: str, count: int
     elapsed = time.perf_counter() - started
     reader.dispose()
     return round(done / elapsed, 1), done
+
+
+def feed_key(env, client: httpx.Client) -> tuple[str, str]:
+    """A feed key of the bench's organisation: every `sla.ingest` record is signed with one."""
+    response = client.post("/v1/sla/feed-keys", json={"name": "bench"}, headers=env.auth("admin"))
+    assert response.status_code == 201, response.text[:300]
+    return response.json()["key_id"], response.json()["secret"]
 
 
 def breach_lateness(env, client: httpx.Client, prefix: str, count: int, allowed_s: float = 5.0) -> dict:

@@ -33,7 +33,8 @@ class Envelope:
     traceparent: str | None = None
     request_id: str | None = None
     dataschemaversion: int = 1
-    extra_headers: dict[str, str] = field(default_factory=dict)
+    extra_headers: dict[str, str] = field(default_factory=dict)   # read: the message's `qiyue-*` headers
+    raw_value: bytes | None = field(default=None, compare=False, repr=False)   # read: the value as sent (signatures)
 
     @classmethod
     def new(cls, payload: EventPayload, source: str, *, subject: str | None = None,
@@ -95,7 +96,8 @@ class Envelope:
             raise MalformedEvent("data must be a JSON object")
         return cls(id=h["ce_id"], source=h["ce_source"], type=h["ce_type"], time=h.get("ce_time", ""),
                    subject=h.get("ce_subject", ""), data=data, topic=topic, traceparent=h.get("traceparent"),
-                   request_id=h.get("x-request-id"), dataschemaversion=int(h.get("ce_dataschemaversion") or 1))
+                   request_id=h.get("x-request-id"), dataschemaversion=int(h.get("ce_dataschemaversion") or 1),
+                   extra_headers={k: v for k, v in h.items() if k.startswith("qiyue-")}, raw_value=value)
 
     def payload(self, model: type[EventPayload]) -> EventPayload:
         return model.model_validate(self.data)

@@ -89,6 +89,7 @@ class Runtime:
         uow = self.spec.unit_of_work(self.db.write_session(), self.tables["outbox"], f"/qiyue/{self.spec.name}",
                                      on_commit=self.relay.wake, clock=self.now)
         uow.idempotency_keys = self.tables["idempotency_keys"]
+        uow.settings = self.settings   # for use cases that need a configured secret (the sla feed keys)
         return uow
 
     def migrate(self) -> None:

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     jwks_cache_ttl_s: float = 600        # the identity provider's keys are fetched again after this long
     jwks_grace_s: float = 3600           # ... and if that fetch fails, the last good keys serve this much longer
     stream_token_ttl_s: int = 300        # `POST /v1/stream-tokens`: the only tokens accepted in a URL
+    # sla: every feed key's secret is derived from this (nothing secret is stored); else from the JWT secret.
+    feed_key_secret: SecretStr | None = None
     public_base_url: str | None = None    # links in notifications
     scheduler_interval_s: float = 1.0
     relay_poll_interval_s: float = 0.5   # safety net for commits made by other replicas
@@ -95,6 +97,17 @@ class Settings(BaseSettings):
         if self.jwt_secret is None and self.environment == "production":
             raise RuntimeError("QIYUE_JWT_SECRET must be set to sign stream tokens, also with QIYUE_JWT_JWKS_URL")
         return self.jwt_key()
+
+
+    def feed_key_master(self) -> bytes:
+        """The key the sla feed-key secrets are derived from: QIYUE_FEED_KEY_SECRET, else derived from the
+        HS256 JWT secret (then rotating that secret also invalidates every feed key)."""
+        if self.feed_key_secret is not None and self.feed_key_secret.get_secret_value():
+            return self.feed_key_secret.get_secret_value().encode()
+        import hashlib
+        import hmac
+
+        return hmac.new(self.jwt_key().encode(), b"qiyue-feed-key-master", hashlib.sha256).digest()
 
 
 def settings_for(service: str, **overrides) -> Settings:

@@ -2,8 +2,8 @@
 
 - `contract.activated` / `contract.amended` (contracts.events): the SLA definition is created
   or amended from the `terms` they carry.
-- `ticket.event_recorded` / `metric.sample_recorded` (sla.ingest): external feeds, stored once
-  by their source id; input for a contract whose definition has not arrived yet is kept and
+- `ticket.event_recorded` / `metric.sample_recorded` (sla.ingest): external feeds, each record signed
+  by a feed key of the organisation it names (else it goes to the DLQ), stored once by their source id; input for a contract whose definition has not arrived yet is kept and
   counted when it does.
 
 Each handler calls one use case with the consumer's unit of work (already open: the use case's
@@ -35,6 +35,7 @@ def on_contract_amended(envelope: Envelope, uow: SlaUnitOfWork) -> None:
 
 
 def on_ticket_events(envelopes: list[Envelope], uow: SlaUnitOfWork) -> None:
+    service_layer.check_feed_signatures(uow, envelopes, uow.settings.feed_key_master())
     events = [envelope.payload(TicketEventRecorded) for envelope in envelopes]
     problems = [p for event in events for p in check_ticket_event(event)]
     if problems:
@@ -43,6 +44,7 @@ def on_ticket_events(envelopes: list[Envelope], uow: SlaUnitOfWork) -> None:
 
 
 def on_metric_samples(envelopes: list[Envelope], uow: SlaUnitOfWork) -> None:
+    service_layer.check_feed_signatures(uow, envelopes, uow.settings.feed_key_master())
     samples = [envelope.payload(MetricSampleRecorded) for envelope in envelopes]
     problems = [p for sample in samples for p in check_sample(sample)]
     if problems:

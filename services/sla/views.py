@@ -17,6 +17,7 @@ from services.sla.adapters.tables import PeriodRow, PublishedEventRow, TicketClo
 from services.sla.domain import credits
 from services.sla.domain.compliance import WindowOutcome
 from services.sla.domain.definitions import MetricDefinition, SlaDefinition
+from services.sla.domain.feed_keys import FeedKey
 from services.sla.domain.periods import Period
 from services.sla.domain.measurement import measure_window
 from shared.db import Database
@@ -113,7 +114,8 @@ def metric_row(metric: MetricDefinition, outcome: WindowOutcome) -> dict:
 
 def open_tickets(session: Session, definition: SlaDefinition, now: dt.datetime) -> list[dict]:
     rows = session.scalars(select(TicketClockRow).where(
-        TicketClockRow.contract_id == definition.contract_id, TicketClockRow.state.in_(("running", "paused")),
+        TicketClockRow.org == definition.org, TicketClockRow.contract_id == definition.contract_id,
+        TicketClockRow.state.in_(("running", "paused")),
         (TicketClockRow.at_risk_at <= now) | (TicketClockRow.breached_at <= now),
     ).order_by(TicketClockRow.deadline, TicketClockRow.ticket_id)).all()
     return [{
@@ -125,10 +127,11 @@ def open_tickets(session: Session, definition: SlaDefinition, now: dt.datetime) 
 
 
 def history(session: Session, definition: SlaDefinition) -> list[dict]:
-    results = session.scalars(select(WindowResultRow).where(WindowResultRow.contract_id == definition.contract_id)
-                              .order_by(WindowResultRow.period.desc())).all()
+    results = session.scalars(select(WindowResultRow).where(
+        WindowResultRow.org == definition.org, WindowResultRow.contract_id == definition.contract_id)
+        .order_by(WindowResultRow.period.desc())).all()
     periods = {p.period: p for p in session.scalars(select(PeriodRow).where(
-        PeriodRow.contract_id == definition.contract_id)).all()}
+        PeriodRow.org == definition.org, PeriodRow.contract_id == definition.contract_id)).all()}
     out: dict[str, dict] = {}
     for r in results:
         entry = out.setdefault(r.period, _period_entry(r.period, periods.get(r.period)))
@@ -157,9 +160,10 @@ def _overview(session: Session, org: str, now: dt.datetime, limit: int) -> list[
     for definition in DefinitionRepository(session).list(org, None, limit):
         period = str(Period.of(now, definition.timezone))
         results = {r.metric_key: r for r in session.scalars(select(WindowResultRow).where(
-            WindowResultRow.contract_id == definition.contract_id, WindowResultRow.period == period)).all()}
+            WindowResultRow.org == org, WindowResultRow.contract_id == definition.contract_id,
+            WindowResultRow.period == period)).all()}
         trouble = session.execute(select(func.count()).select_from(TicketClockRow).where(
-            TicketClockRow.contract_id == definition.contract_id, TicketClockRow.state.in_(("running", "paused")),
+            TicketClockRow.org == org, TicketClockRow.contract_id == definition.contract_id, TicketClockRow.state.in_(("running", "paused")),
             TicketClockRow.breached_at <= now)).scalar_one()
         out.append({
             "contract_id": definition.contract_id, "number": definition.number, "title": definition.title,
@@ -184,10 +188,10 @@ def _period_report(session: Session, org: str, contract_id: str, period: Period,
     closed = now >= ends
     outcomes = measure_all(session, definition, period, now, closed)
     assessment = credits.assess(outcomes, definition.monthly_fee, definition.credit_cap_share)
-    stored = session.scalar(select(PeriodRow).where(PeriodRow.contract_id == contract_id,
+    stored = session.scalar(select(PeriodRow).where(PeriodRow.org == org, PeriodRow.contract_id == contract_id,
                                                     PeriodRow.period == str(period)))
     breached_tickets = session.scalars(select(TicketClockRow).where(
-        TicketClockRow.contract_id == contract_id, TicketClockRow.period == str(period),
+        TicketClockRow.org == org, TicketClockRow.contract_id == contract_id, TicketClockRow.period == str(period),
         TicketClockRow.breached_at <= now).order_by(TicketClockRow.breached_at, TicketClockRow.ticket_id)).all()
     return {
         "contract_id": contract_id, "number": definition.number, "title": definition.title,
@@ -209,6 +213,12 @@ def _period_report(session: Session, org: str, contract_id: str, period: Period,
                       "opened_at": t.opened_at.isoformat(), "breached_at": t.breached_at.isoformat()}
                      for t in breached_tickets],
     }
+
+
+def feed_key_view(key: FeedKey) -> dict:
+    return {"key_id": key.key_id, "name": key.name, "created_by": key.created_by,
+            "created_at": key.created_at.isoformat(),
+            "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None}
 
 
 def last_stream_seq(db: Database) -> int:

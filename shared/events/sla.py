@@ -13,6 +13,8 @@ are recomputed.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 from decimal import Decimal
 from typing import Literal
 
@@ -22,6 +24,20 @@ from shared.events.base import EventPayload, Money
 
 TOPIC = "sla.events"
 INGEST_TOPIC = "sla.ingest"   # external ticket and metric feeds
+# Each `sla.ingest` record is signed by a feed key of one organisation (`POST /v1/sla/feed-keys`):
+# the key's id and HMAC-SHA256(secret, record value) ride in these headers; the org is the key's.
+FEED_KEY_HEADER = "qiyue-feed-key"
+FEED_SIGNATURE_HEADER = "qiyue-feed-signature"
+
+
+def feed_signature(secret: str, value: bytes) -> str:
+    """`sha256=` + hex HMAC-SHA256 of the record value (the exact bytes sent) under the key's secret."""
+    return "sha256=" + hmac.new(secret.encode(), value, hashlib.sha256).hexdigest()
+
+
+def sign_feed_record(key_id: str, secret: str, value: bytes) -> list[tuple[str, bytes]]:
+    """The headers a feed adds to an `sla.ingest` record it sends with `value`."""
+    return [(FEED_KEY_HEADER, key_id.encode()), (FEED_SIGNATURE_HEADER, feed_signature(secret, value).encode())]
 
 Priority = Literal["P1", "P2", "P3", "P4"]
 TicketEventKind = Literal["opened", "first_response", "paused", "resumed", "resolved", "reopened"]

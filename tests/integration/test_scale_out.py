@@ -43,11 +43,12 @@ from services.payments.app import spec as payments_spec
 from services.sla.app import spec as sla_spec
 from shared.broker import free_port
 from shared.db import Database
+from shared.envelope import Envelope
 from shared.events.contracts import TOPIC as CONTRACTS_TOPIC
 from shared.events.contracts import ContractActivated, ServiceHours, SlaMetric, SlaTerms
 from shared.events.payments import TOPIC as PAYMENTS_TOPIC
 from shared.events.sla import TOPIC as SLA_TOPIC
-from shared.events.sla import TicketEventRecorded
+from shared.events.sla import TicketEventRecorded, sign_feed_record
 from shared.migrations import upgrade
 from shared.settings import ROOT
 from tests.conftest import POSTGRES
@@ -223,15 +224,26 @@ def publish_contracts(contracts: Contracts, ids: list[str]) -> None:
         contracts.publish(activated(cid), now() - dt.timedelta(days=30))
 
 
-def publish_tickets(contracts: Contracts, ids: list[str], tag: str) -> list[str]:
+def publish_tickets(contracts: Contracts, ids: list[str], tag: str, key: tuple[str, str]) -> list[str]:
+    """Two tickets opened now per contract, on `sla.ingest`, signed with the feed `key` (id, secret)."""
     tickets = []
     for cid in ids:
         for n in range(2):
             ticket_id = f"{cid}:{tag}{n}"
-            contracts.publish(TicketEventRecorded(contract_id=cid, org="acme", source_id=ticket_id, ticket_id=ticket_id,
-                                                  kind="opened", at=now(), priority="P1"), now(), source="/itsm")
+            envelope = Envelope.new(TicketEventRecorded(contract_id=cid, org="acme", source_id=ticket_id,
+                                                        ticket_id=ticket_id, kind="opened", at=now(), priority="P1"),
+                                    "/itsm")
+            value = envelope.value()
+            contracts.producer.send(contracts.prefix + envelope.topic, key=envelope.key(), value=value,
+                                    headers=envelope.headers() + sign_feed_record(*key, value)).get(timeout=15)
             tickets.append(ticket_id)
     return tickets
+
+
+def feed_key_of(replica) -> tuple[str, str]:
+    answer = replica.post("/v1/sla/feed-keys", json={"name": "itsm"}, headers=auth("admin"))
+    assert answer.status_code == 201, answer.text
+    return answer.json()["key_id"], answer.json()["secret"]
 
 
 # --- what comes out ----------------------------------------------------------------------------
@@ -317,14 +329,15 @@ def test_two_replicas_per_service_share_the_work_and_survive_losing_one(replicas
 
     # Tickets and more contracts on their way; once the first tickets are at risk, the process of each
     # service dies, holding its leases, with breaches still to fire and events in flight.
-    tickets = publish_tickets(contracts, first, "before")
+    itsm = feed_key_of(started["sla"][0])
+    tickets = publish_tickets(contracts, first, "before", itsm)
     publish_contracts(contracts, second)
     wait_until(lambda: published.per("sla.at_risk", "ticket_id"), 20, message="the first ticket at risk")
     for process, _ in started.values():
         process.kill()
     survivors = {service: twin for service, (_, twin) in started.items()}
     fired_before = {s: survivors[s].timers_fired() for s in ("payments", "sla")}
-    tickets += publish_tickets(contracts, first, "after")
+    tickets += publish_tickets(contracts, first, "after", itsm)
     publish_contracts(contracts, third)
 
     # The survivors take over the partitions, the relay and the scheduler of the dead.
@@ -334,7 +347,7 @@ def test_two_replicas_per_service_share_the_work_and_survive_losing_one(replicas
                message="every ticket breached")
     assert all(survivors[s].timers_fired() > fired_before[s] for s in fired_before), "the scheduler moved"
     # A fence: a ticket opened now breaches after everything above has settled.
-    fence = publish_tickets(contracts, first[:1], "fence")
+    fence = publish_tickets(contracts, first[:1], "fence", itsm)
     wait_until(lambda: set(fence) <= set(published.per("sla.breached", "ticket_id")), 30, message="the fence")
 
     # Each effect once, each timer once.

@@ -19,10 +19,10 @@ from sqlalchemy import event, func, select
 from services.sla.adapters.tables import TicketClockRow, TicketEventRow, TimerRow, WindowResultRow
 from shared.envelope import Envelope
 from shared.events import dlq
-from shared.events.sla import INGEST_TOPIC, TicketEventRecorded
+from shared.events.sla import INGEST_TOPIC, TicketEventRecorded, sign_feed_record
 from tests.helpers import auth, wait_until
 from tests.integration.test_event_backbone import _sample
-from tests.integration.test_sla_service import definition_body, quick_metric, ticket
+from tests.integration.test_sla_service import definition_body, feed_key, quick_metric, ticket
 
 UTC = dt.timezone.utc
 PM = auth("pm")
@@ -47,7 +47,7 @@ def feed(client, contract_ids: list[str]) -> list[TicketEventRecorded]:
             elif n % 3 == 1:
                 steps += [ticket(cid, f"T{n}", "first_response", opened + dt.timedelta(minutes=5)),
                           ticket(cid, f"T{n}", "resolved", opened + dt.timedelta(minutes=50))]
-            if n % 4 == 0:
+            if n % 4 == 0 and opened + dt.timedelta(minutes=70) < now:    # the future is refused (issue 16)
                 steps.append(ticket(cid, f"T{n}", "reopened", opened + dt.timedelta(minutes=70)))
             if n % 2:
                 steps.reverse()            # the feed sent this ticket's events out of order
@@ -55,11 +55,13 @@ def feed(client, contract_ids: list[str]) -> list[TicketEventRecorded]:
     return events
 
 
-def send(broker, topic_prefix: str, envelopes: list[Envelope]) -> None:
+def send(broker, topic_prefix: str, envelopes: list[Envelope], key: tuple[str, str]) -> None:
+    """To `sla.ingest`, each record signed with the feed `key` (id, secret)."""
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=50)
     for envelope in envelopes:
-        producer.send(topic_prefix + INGEST_TOPIC, key=envelope.key(), value=envelope.value(),
-                      headers=envelope.headers())
+        value = envelope.value()
+        producer.send(topic_prefix + INGEST_TOPIC, key=envelope.key(), value=value,
+                      headers=envelope.headers() + sign_feed_record(*key, value))
     producer.flush()
     producer.close()
 
@@ -117,7 +119,7 @@ def test_a_run_of_several_contracts_and_metrics_counts_as_the_same_events_one_at
     events = feed(by_topic, contracts)
     feed(one_by_one, contracts)
     ready(by_topic)
-    send(broker, topic_prefix, envelopes_of(events))
+    send(broker, topic_prefix, envelopes_of(events), feed_key(by_topic))
     for e in events:
         body = {k: v for k, v in e.model_dump(mode="json").items() if k != "org"}
         assert one_by_one.post("/v1/sla/ticket-events", json=body, headers=PM).status_code == 201
@@ -135,7 +137,7 @@ def test_a_poison_ticket_event_in_the_middle_of_a_run_goes_alone_to_the_dlq(star
     poison = TicketEventRecorded(org="acme", **ticket(cid, "T-poison", "opened", events[0].at, priority=None))
     ready(sla)
     run = envelopes_of(events[:5]) + envelopes_of([poison]) + envelopes_of(events[5:])
-    send(broker, topic_prefix, run)
+    send(broker, topic_prefix, run, feed_key(sla))
     wait_until(lambda: event_count(sla, [cid]) == len(events), 40, message="the neighbours stored")
     reader = KafkaConsumer(dlq(topic_prefix + INGEST_TOPIC), bootstrap_servers=broker.bootstrap, group_id=None,
                            auto_offset_reset="earliest", consumer_timeout_ms=8000)
@@ -151,14 +153,15 @@ def test_a_redelivered_run_has_no_second_effect(start_service, broker, topic_pre
     events = feed(sla, contracts)
     run = envelopes_of(events)
     ready(sla)
-    send(broker, topic_prefix, run)
+    key = feed_key(sla)
+    send(broker, topic_prefix, run, key)
     wait_until(lambda: event_count(sla, contracts) == len(events), 40, message="every event stored")
     rt = sla.app.state.runtime
     wait_until(lambda: _sample(rt, "qiyue_events_consumed_total", outcome="processed") >= len(run), 20,
                message="every record applied")
     first = stored(sla, contracts)
-    send(broker, topic_prefix, run)                          # the same records again (the inbox drops them)
-    send(broker, topic_prefix, envelopes_of(events))         # the same source ids under new event ids
+    send(broker, topic_prefix, run, key)                     # the same records again (the inbox drops them)
+    send(broker, topic_prefix, envelopes_of(events), key)    # the same source ids under new event ids
     wait_until(lambda: _sample(rt, "qiyue_events_consumed_total", outcome="duplicate") >= len(run), 40,
                message="the redelivered records seen")
     wait_until(lambda: _sample(rt, "qiyue_events_consumed_total", outcome="processed") >= 2 * len(run), 40,
@@ -179,7 +182,7 @@ def test_a_record_of_an_unknown_type_on_the_feed_goes_to_the_dlq(start_service, 
     producer.send(topic_prefix + INGEST_TOPIC, key=odd.key(), value=odd.value(), headers=headers)
     producer.flush()
     producer.close()
-    send(broker, topic_prefix, [good])
+    send(broker, topic_prefix, [good], feed_key(sla))
     wait_until(lambda: event_count(sla, [cid]) == 1, 40, message="the good record stored")
     reader = KafkaConsumer(dlq(topic_prefix + INGEST_TOPIC), bootstrap_servers=broker.bootstrap, group_id=None,
                            auto_offset_reset="earliest", consumer_timeout_ms=8000)
@@ -206,7 +209,7 @@ def test_a_run_writes_its_clocks_and_timers_in_a_few_statements_not_one_per_even
     event.listen(engine, "before_cursor_execute", count)
     try:
         ready(sla)
-        send(broker, topic_prefix, envelopes_of(events))
+        send(broker, topic_prefix, envelopes_of(events), feed_key(sla))
         wait_until(lambda: event_count(sla, [cid]) == len(events), 40, message="every event stored")
         wait_until(lambda: _sample(sla.app.state.runtime, "qiyue_events_consumed_total",
                                    outcome="processed") >= len(events), 20, message="every record applied")

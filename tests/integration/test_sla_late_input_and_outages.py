@@ -23,7 +23,7 @@ from services.sla.service_layer import close_due_periods
 from shared.events.contracts import ContractSigned
 from shared.events.sla import MetricSampleRecorded
 from tests.helpers import auth, wait_until
-from tests.integration.test_sla_service import PM, definition_body, now, send, sla_topic  # noqa: F401 (fixture)
+from tests.integration.test_sla_service import PM, definition_body, feed_key, now, send, sla_topic  # noqa: F401 (fixture)
 from tests.unit.test_payments_domain import software_development_terms
 
 UTC = dt.timezone.utc
@@ -115,9 +115,11 @@ def test_an_outage_still_going_on_is_timed_with_no_further_input(start_service, 
                        headers=PM).status_code == 201
 
     # Down from now, no end: reported through sla.ingest, then nothing more arrives.
+    monitor = feed_key(client, name="monitor")
     began = now()
     send(broker, topic_prefix, MetricSampleRecorded(contract_id=cid, org="acme", source_id="mon-1",
-                                                    kind="availability", state="down", start=began), source="/monitor")
+                                                    kind="availability", state="down", start=began), source="/monitor",
+         key=monitor)
     [risk] = topic.wait_for("sla.at_risk", metric_key="up", timeout=25)
     [breach] = topic.wait_for("sla.breached", metric_key="up", timeout=25)
     risk_at, breach_at = began + dt.timedelta(seconds=8), began + dt.timedelta(seconds=10)
@@ -153,7 +155,8 @@ def test_an_outage_still_going_on_is_timed_with_no_further_input(start_service, 
     send(broker, topic_prefix, MetricSampleRecorded(contract_id=cid, org="acme", source_id="mon-3",
                                                     kind="availability", state="down",
                                                     start=began - dt.timedelta(seconds=60),
-                                                    end=began - dt.timedelta(seconds=59)), source="/monitor")
+                                                    end=began - dt.timedelta(seconds=59)), source="/monitor",
+         key=monitor)
     wait_until(lambda: standing()["items"] == 2, 15, message="the earlier outage counted")
     assert len(topic.of("sla.at_risk", metric_key="up")) == 1
     assert len(topic.of("sla.breached", metric_key="up")) == 1

@@ -27,7 +27,8 @@ from shared.business_calendar import BusinessCalendar
 from shared.envelope import Envelope
 from shared.events.contracts import (ContractActivated, ContractAmended, ContractTerms, Party, ServiceHours, SlaMetric,
                                      SlaTerms)
-from shared.events.sla import MetricSampleRecorded, SlaCreditAssessed, TicketEventRecorded
+from shared.events.sla import (INGEST_TOPIC, MetricSampleRecorded, SlaCreditAssessed, TicketEventRecorded,
+                               sign_feed_record)
 from shared.events.sla import TOPIC as SLA_TOPIC
 from tests.helpers import auth, wait_until
 
@@ -47,10 +48,12 @@ def quick_metric(key: str, kind: str = "first_response", seconds: float = 3, **k
             **kw}
 
 
-def definition_body(contract_id: str, metrics: list[dict], version: int = 1, cap: str | None = "0.15") -> dict:
-    today = now().date()
+def definition_body(contract_id: str, metrics: list[dict], version: int = 1, cap: str | None = "0.15",
+                    effective: dt.date | None = None) -> dict:
+    """Effective from the first of this month unless `effective` says otherwise (input before it is refused)."""
+    effective = effective or now().date().replace(day=1)
     return {"contract_id": contract_id, "version": version, "number": f"QY-{contract_id[:6]}", "title": "Helpdesk",
-            "monthly_fee": "100000.00", "effective_date": str(today.replace(day=1)), "end_date": "2030-12-31",
+            "monthly_fee": "100000.00", "effective_date": str(effective), "end_date": "2030-12-31",
             "sla": {"service_hours": {"hours": ROUND_THE_CLOCK}, "credit_cap_share": cap, "metrics": metrics}}
 
 
@@ -99,12 +102,22 @@ def sla_topic(broker, topic_prefix):
         t.close()
 
 
-def send(broker, topic_prefix: str, *payloads, source: str) -> None:
+def feed_key(client, org: str = "acme", name: str = "itsm") -> tuple[str, str]:
+    """A new feed key of `org` (`POST /v1/sla/feed-keys`): (key id, secret)."""
+    answer = client.post("/v1/sla/feed-keys", json={"name": name}, headers=auth("admin", org=org))
+    assert answer.status_code == 201, answer.text
+    return answer.json()["key_id"], answer.json()["secret"]
+
+
+def send(broker, topic_prefix: str, *payloads, source: str, key: tuple[str, str] | None = None) -> None:
+    """Each payload to its topic; `sla.ingest` records signed with the feed `key` (id, secret) when given."""
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
     for payload in payloads:
         envelope = Envelope.new(payload, source=source)
-        producer.send(topic_prefix + payload.topic, key=envelope.key(), value=envelope.value(),
-                      headers=envelope.headers())
+        value = envelope.value()
+        signature = sign_feed_record(*key, value) if key and payload.topic == INGEST_TOPIC else []
+        producer.send(topic_prefix + payload.topic, key=envelope.key(), value=value,
+                      headers=envelope.headers() + signature)
     producer.flush()
     producer.close()
 
@@ -146,10 +159,11 @@ def test_contract_events_define_the_sla_and_a_breach_fires_on_time_with_no_input
     assert links == {"p1-first-response": ("sla.response", 1), "service-level": ("sla.service_levels", 1)}
 
     # A ticket opened through sla.ingest with 3 s allowed; nothing else arrives.
+    itsm = feed_key(client)
     opened_at = now()
     deadline = opened_at + dt.timedelta(seconds=3)
     send(broker, topic_prefix, TicketEventRecorded(contract_id=cid, org="acme", source_id="itsm-1", ticket_id="INC-1",
-                                                   kind="opened", at=opened_at, priority="P1"), source="/itsm")
+                                                   kind="opened", at=opened_at, priority="P1"), source="/itsm", key=itsm)
     [breach] = topic.wait_for("sla.breached", ticket_id="INC-1", timeout=15)
     published = dt.datetime.fromtimestamp(breach.timestamp / 1000, UTC)
     assert dt.timedelta(0) <= published - deadline <= dt.timedelta(seconds=1), (published, deadline)
@@ -161,19 +175,19 @@ def test_contract_events_define_the_sla_and_a_breach_fires_on_time_with_no_input
 
     # A second ticket breaching later is the fence: by then the first has been announced exactly once.
     send(broker, topic_prefix, TicketEventRecorded(contract_id=cid, org="acme", source_id="itsm-2", ticket_id="INC-2",
-                                                   kind="opened", at=now(), priority="P1"), source="/itsm")
+                                                   kind="opened", at=now(), priority="P1"), source="/itsm", key=itsm)
     topic.wait_for("sla.breached", ticket_id="INC-2", timeout=15)
     assert len(topic.of("sla.breached", ticket_id="INC-1")) == 1
     assert len(topic.of("sla.at_risk", ticket_id="INC-1")) == 1
 
-    # Samples through sla.ingest, one of them redelivered under the same source id.
-    start = now().replace(second=0, microsecond=0)
+    # Samples through sla.ingest (intervals already over), one of them redelivered under the same source id.
+    start = now().replace(second=0, microsecond=0) - dt.timedelta(minutes=30)
     samples = [MetricSampleRecorded(contract_id=cid, org="acme", source_id=f"acd-{i}", kind="interval_stats",
                                     start=start + dt.timedelta(minutes=15 * i), end=start + dt.timedelta(minutes=15 * (i + 1)),
                                     offered=100, answered_within_threshold=90, abandoned=2) for i in range(2)]
     if Period.of(samples[1].start, "Asia/Shanghai") != Period.of(now(), "Asia/Shanghai"):
         samples = samples[:1]   # month boundary: keep to this month
-    send(broker, topic_prefix, *samples, samples[0], source="/acd")
+    send(broker, topic_prefix, *samples, samples[0], source="/acd", key=itsm)
 
     def dashboard():
         body = client.get(f"/v1/contracts/{cid}/sla", headers=auth("viewer")).json()
@@ -289,10 +303,11 @@ def test_a_month_of_interval_samples_in_one_batch_and_late_input(start_service, 
     sl = {"key": "sl", "kind": "service_level", "label": "80/20", "target": "0.8", "threshold_seconds": 20,
           "credit": {"mode": "per_window", "tiers": [{"miss_up_to": None, "share_of_monthly_fee": "0.05"}]}}
     res = quick_metric("res", "resolution", seconds=300)
-    assert client.post("/v1/sla/definitions", json=definition_body(cid, [sl, res]), headers=PM).status_code == 201
+    month = Period.of(now(), "Asia/Shanghai").previous()
+    assert client.post("/v1/sla/definitions", json=definition_body(cid, [sl, res], effective=month.first_day()),
+                       headers=PM).status_code == 201
 
     # Last month, every 15 minutes, sent shuffled in one request of ~2,900 items.
-    month = Period.of(now(), "Asia/Shanghai").previous()
     start, end = month.starts_at("Asia/Shanghai"), month.ends_at("Asia/Shanghai")
     rng = random.Random(5)
     items, offered, answered = [], 0, 0

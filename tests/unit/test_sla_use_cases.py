@@ -73,9 +73,9 @@ class FakeTimers:
     def _copy(self, timer):
         return dataclasses.replace(timer, events=[], details=dict(timer.details))
 
-    def of_subject(self, contract_id, metric_key, subject):
+    def of_subject(self, org, contract_id, metric_key, subject):
         return [self._copy(t) for t in self.rows.values()
-                if (t.contract_id, t.metric_key, t.subject) == (contract_id, metric_key, subject)]
+                if (t.org, t.contract_id, t.metric_key, t.subject) == (org, contract_id, metric_key, subject)]
 
     def add(self, timer):
         self.rows[timer.id] = self._copy(timer)
@@ -85,8 +85,9 @@ class FakeTimers:
     def delete(self, timer):
         del self.rows[timer.id]
 
-    def delete_pending(self, contract_id, metric_key):
-        for t in [t for t in self.rows.values() if (t.contract_id, t.metric_key, t.status) == (contract_id, metric_key, "pending")]:
+    def delete_pending(self, org, contract_id, metric_key):
+        for t in [t for t in self.rows.values()
+                  if (t.org, t.contract_id, t.metric_key, t.status) == (org, contract_id, metric_key, "pending")]:
             del self.rows[t.id]
 
     def due(self, now, limit):
@@ -119,16 +120,16 @@ class FakeTickets:
     def add_events(self, org, events, now):
         self.events.extend(events)
 
-    def load(self, contract_id, ticket_ids, timer_metrics):
+    def load(self, org, contract_id, ticket_ids, timer_metrics):
         events, clocks, timers = {}, {}, {}
         for i, e in enumerate(self.events):
-            if e.contract_id == contract_id and e.ticket_id in ticket_ids:
+            if e.org == org and e.contract_id == contract_id and e.ticket_id in ticket_ids:
                 events.setdefault(e.ticket_id, []).append(TicketEvent(e.kind, e.at, e.priority, i))
         for (cid, ticket, key), c in self.clocks.items():
             if cid == contract_id and ticket in ticket_ids:
                 clocks.setdefault(ticket, {})[key] = c
         for t in self.timers.rows.values():
-            if t.contract_id == contract_id and t.metric_key in timer_metrics and t.subject in ticket_ids:
+            if t.org == org and t.contract_id == contract_id and t.metric_key in timer_metrics and t.subject in ticket_ids:
                 timers.setdefault((t.metric_key, t.subject), []).append(self.timers._copy(t))
         return events, clocks, timers
 
@@ -140,15 +141,15 @@ class FakeTickets:
     def delete_clock(self, row):
         del self.clocks[(row.contract_id, row.ticket_id, row.metric_key)]
 
-    def delete_clocks(self, contract_id, metric_key, periods):
+    def delete_clocks(self, org, contract_id, metric_key, periods):
         for k in [k for k, c in self.clocks.items() if k[0] == contract_id and k[2] == metric_key and c.period in periods]:
             del self.clocks[k]
 
-    def clock_states(self, contract_id):
+    def clock_states(self, org, contract_id):
         return [(c.ticket_id, c.state, c.period) for (cid, _, _), c in self.clocks.items() if cid == contract_id]
 
-    def ticket_ids(self, contract_id):
-        return {e.ticket_id for e in self.events if e.contract_id == contract_id}
+    def ticket_ids(self, org, contract_id):
+        return {e.ticket_id for e in self.events if e.org == org and e.contract_id == contract_id}
 
 
 class FakeSamples:
@@ -161,12 +162,12 @@ class FakeSamples:
     def add(self, org, samples, now):
         self.rows.extend(samples)
 
-    def open_outage_since(self, contract_id, before):
-        return min((s.start for s in self.rows if s.contract_id == contract_id and s.kind == "availability"
+    def open_outage_since(self, org, contract_id, before):
+        return min((s.start for s in self.rows if (s.org, s.contract_id) == (org, contract_id) and s.kind == "availability"
                     and s.state == "down" and s.end is None and s.start <= before), default=None)
 
-    def spans(self, contract_id):
-        kinds = {s.kind for s in self.rows if s.contract_id == contract_id}
+    def spans(self, org, contract_id):
+        kinds = {s.kind for s in self.rows if (s.org, s.contract_id) == (org, contract_id)}
         return [(k, min(_start(s) for s in self.rows if s.kind == k), max(_start(s) for s in self.rows if s.kind == k))
                 for k in kinds]
 
@@ -180,7 +181,7 @@ class FakeFacts:
     def __init__(self, tickets: FakeTickets, samples: FakeSamples):
         self.tickets, self.samples = tickets, samples
 
-    def ticket_window(self, contract_id, metric_key, period, now):
+    def ticket_window(self, org, contract_id, metric_key, period, now):
         clocks = [c for (cid, _, key), c in self.tickets.clocks.items()
                   if (cid, key, c.period) == (contract_id, metric_key, period)]
         breached = [c for c in clocks if c.breached_at is not None and c.breached_at <= now]
@@ -188,22 +189,22 @@ class FakeFacts:
                  and c.at_risk_at <= now and c not in breached]
         return len(clocks), len(risky), breached
 
-    def _of(self, contract_id, metric_key, kind):
-        return [s for s in self.samples.rows if s.contract_id == contract_id and s.kind == kind
+    def _of(self, org, contract_id, metric_key, kind):
+        return [s for s in self.samples.rows if (s.org, s.contract_id) == (org, contract_id) and s.kind == kind
                 and s.metric_key in (None, metric_key)]
 
-    def sample_sums(self, contract_id, metric_key, sample_kind, start, end):
-        rows = [s for s in self._of(contract_id, metric_key, sample_kind) if start <= _start(s) < end]
+    def sample_sums(self, org, contract_id, metric_key, sample_kind, start, end):
+        rows = [s for s in self._of(org, contract_id, metric_key, sample_kind) if start <= _start(s) < end]
         total = lambda name: sum(getattr(s, name) or 0 for s in rows)   # noqa: E731
         return (total("offered"), total("answered_within_threshold"), total("abandoned"), total("responses"),
                 total("score_sum"), total("contacts"), total("resolved_first_contact"))
 
-    def availability(self, contract_id, metric_key, start, end):
-        return [(s.start, s.end, s.state) for s in self._of(contract_id, metric_key, "availability")
+    def availability(self, org, contract_id, metric_key, start, end):
+        return [(s.start, s.end, s.state) for s in self._of(org, contract_id, metric_key, "availability")
                 if s.start < end and (s.end is None or s.end > start)]
 
-    def report_delivered_at(self, contract_id, metric_key, report_period):
-        return min((_start(s) for s in self._of(contract_id, metric_key, "report_delivered")
+    def report_delivered_at(self, org, contract_id, metric_key, report_period):
+        return min((_start(s) for s in self._of(org, contract_id, metric_key, "report_delivered")
                     if s.report_period == report_period), default=None)
 
 
@@ -219,12 +220,12 @@ class FakeWindows:
     def save(self, standing, now):
         self.rows[(standing.contract_id, standing.metric_key, standing.period)] = dataclasses.replace(standing, events=[])
 
-    def raise_status(self, contract_id, metric_key, period, status, from_statuses):
+    def raise_status(self, org, contract_id, metric_key, period, status, from_statuses):
         w = self.rows.get((contract_id, metric_key, period))
         if w is not None and w.status in from_statuses:
             w.status = status
 
-    def delete(self, contract_id, metric_key, periods):
+    def delete(self, org, contract_id, metric_key, periods):
         for k in [k for k in self.rows if k[0] == contract_id and k[1] == metric_key and k[2] in periods]:
             del self.rows[k]
 
@@ -239,10 +240,10 @@ class FakePeriods:
     def open(self, org, contract_id, period, starts_at, ends_at):
         self.rows.setdefault((contract_id, period), Month(new_id(), org, contract_id, period, starts_at, ends_at))
 
-    def periods(self, contract_id, status):
+    def periods(self, org, contract_id, status):
         return [m.period for (cid, _), m in self.rows.items() if cid == contract_id and m.status == status]
 
-    def closed_for_update(self, contract_id, periods):
+    def closed_for_update(self, org, contract_id, periods):
         return [dataclasses.replace(m, events=[]) for (cid, p), m in sorted(self.rows.items())
                 if cid == contract_id and p in periods and m.status == "closed"]
 
@@ -341,7 +342,7 @@ def test_contract_terms_create_the_definition_and_open_its_month():
     created = uow.events[0]
     assert (created.contract_id, created.contract_version, [m.key for m in created.metrics]) == ("c1", 1, ["p1-res", "sl"])
     assert uow.definitions.get("acme", "c1") == definition
-    assert uow.periods.periods("c1", "open") == ["2026-10"]
+    assert uow.periods.periods("acme", "c1", "open") == ["2026-10"]
     assert uow.windows.status("sl") == "no_data"
 
 
@@ -465,7 +466,7 @@ def test_a_month_closes_with_its_compliance_and_credit_and_the_next_one_opens():
     assert {m.key: m.status for m in closed.metrics} == {"p1-res": "no_data", "sl": "breached"}
     [credit] = uow.of_type(SlaCreditAssessed)
     assert (credit.amount, credit.previously_assessed, credit.replaces) == (Decimal("5000.00"), Decimal(0), None)
-    assert uow.periods.periods("c1", "open") == ["2026-11"]
+    assert uow.periods.periods("acme", "c1", "open") == ["2026-11"]
     assert service_layer.close_due_periods(lambda: uow, ends)[0] == 0
 
 

@@ -39,23 +39,23 @@ class SlaCollector:
         actual, target, status, breaches, open_breached = self._families()
         now = utcnow()
         with self.db.read_session() as s:
-            latest = (select(WindowResultRow.contract_id, WindowResultRow.metric_key,
+            latest = (select(WindowResultRow.org, WindowResultRow.contract_id, WindowResultRow.metric_key,
                              func.max(WindowResultRow.period).label("period"))
-                      .group_by(WindowResultRow.contract_id, WindowResultRow.metric_key).subquery())
+                      .group_by(WindowResultRow.org, WindowResultRow.contract_id, WindowResultRow.metric_key).subquery())
             rows = s.execute(select(WindowResultRow, MetricRow.terms).join(latest, (
-                (WindowResultRow.contract_id == latest.c.contract_id) & (WindowResultRow.metric_key == latest.c.metric_key)
-                & (WindowResultRow.period == latest.c.period))).join(MetricRow, (
-                    (MetricRow.contract_id == WindowResultRow.contract_id) & (MetricRow.key == WindowResultRow.metric_key)))
-            ).all()
-            late = dict(((c, m), n) for c, m, n in s.execute(
-                select(TicketClockRow.contract_id, TicketClockRow.metric_key, func.count())
+                (WindowResultRow.org == latest.c.org) & (WindowResultRow.contract_id == latest.c.contract_id)
+                & (WindowResultRow.metric_key == latest.c.metric_key) & (WindowResultRow.period == latest.c.period))
+            ).join(MetricRow, ((MetricRow.org == WindowResultRow.org) & (MetricRow.contract_id == WindowResultRow.contract_id)
+                               & (MetricRow.key == WindowResultRow.metric_key)))).all()
+            late = dict(((o, c, m), n) for o, c, m, n in s.execute(
+                select(TicketClockRow.org, TicketClockRow.contract_id, TicketClockRow.metric_key, func.count())
                 .where(TicketClockRow.state.in_(("running", "paused")), TicketClockRow.breached_at <= now)
-                .group_by(TicketClockRow.contract_id, TicketClockRow.metric_key)).all())
+                .group_by(TicketClockRow.org, TicketClockRow.contract_id, TicketClockRow.metric_key)).all())
         for row, terms in rows:
             labels = [row.org, row.contract_id, row.metric_key]
             target.add_metric(labels, float(terms["target"]))
             breaches.add_metric(labels, row.breaches)
-            open_breached.add_metric(labels, late.get((row.contract_id, row.metric_key), 0))
+            open_breached.add_metric(labels, late.get((row.org, row.contract_id, row.metric_key), 0))
             if row.actual is not None:
                 actual.add_metric(labels, float(row.actual))
             if row.status in _STATUS_VALUE:

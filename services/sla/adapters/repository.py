@@ -1,5 +1,8 @@
 """The sla service's repositories: the only place (with `tables.py` and `views.py`) that speaks SQL.
 
+Every query by contract id also filters by organisation: contract ids are chosen elsewhere, and another
+organisation may name one (its feed's input is stored under its own org and never counts for the owner).
+
 Each class takes a session and is hung on `SlaUnitOfWork` (`uow.definitions`, `uow.tickets`, ...).
 They load and store; what a number means (standing, credit, what is announced) is decided in the
 domain and the service layer.
@@ -14,9 +17,10 @@ from sqlalchemy import bindparam, case, delete, false, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from services.sla.adapters.tables import (DefinitionRow, MetricRow, PeriodRow, SampleRow, TicketClockRow,
-                                          TicketEventRow, TimerRow, WindowResultRow)
+from services.sla.adapters.tables import (DefinitionRow, FeedKeyRow, MetricRow, PeriodRow, SampleRow,
+                                          TicketClockRow, TicketEventRow, TimerRow, WindowResultRow)
 from services.sla.domain.definitions import MetricDefinition, SlaDefinition
+from services.sla.domain.feed_keys import FeedKey
 from services.sla.domain.months import Month
 from services.sla.domain.standing import WindowStanding
 from services.sla.domain.ticket_clock import TicketEvent
@@ -156,7 +160,8 @@ class DefinitionRepository(_Repository):
         row = self.session.get(DefinitionRow, contract_id)
         if row is None or row.org != org:
             return None
-        metrics = self.session.scalars(select(MetricRow).where(MetricRow.contract_id == contract_id)).all()
+        metrics = self.session.scalars(select(MetricRow).where(MetricRow.org == org,
+                                                               MetricRow.contract_id == contract_id)).all()
         return _to_domain(row, metrics)
 
     def taken(self, contract_id: str) -> bool:
@@ -167,7 +172,8 @@ class DefinitionRepository(_Repository):
         ids = sorted(set(contract_ids))
         rows = self.session.scalars(select(DefinitionRow).where(DefinitionRow.org == org,
                                                                 DefinitionRow.contract_id.in_(ids))).all()
-        metrics = self.session.scalars(select(MetricRow).where(MetricRow.contract_id.in_(ids))).all() if rows else []
+        metrics = self.session.scalars(select(MetricRow).where(
+            MetricRow.org == org, MetricRow.contract_id.in_(ids))).all() if rows else []
         return {r.contract_id: _to_domain(r, [m for m in metrics if m.contract_id == r.contract_id]) for r in rows}
 
     def vendor_party(self, org: str, contract_id: str) -> str | None:
@@ -208,7 +214,8 @@ class DefinitionRepository(_Repository):
         else:
             for name, value in values.items():
                 setattr(row, name, value)
-        session.execute(delete(MetricRow).where(MetricRow.contract_id == definition.contract_id))
+        session.execute(delete(MetricRow).where(MetricRow.org == definition.org,
+                                                MetricRow.contract_id == definition.contract_id))
         session.flush()
         for position, metric in enumerate(definition.metrics):
             session.add(MetricRow(id=new_id(), org=definition.org, contract_id=definition.contract_id,
@@ -231,7 +238,7 @@ class TicketRepository(_Repository):
             org=org, contract_id=e.contract_id, ticket_id=e.ticket_id, source_id=e.source_id, kind=e.kind, at=e.at,
             priority=e.priority, received_at=now) for e in events])
 
-    def load(self, contract_id: str, ticket_ids: Sequence[str], timer_metrics: Sequence[str]):
+    def load(self, org: str, contract_id: str, ticket_ids: Sequence[str], timer_metrics: Sequence[str]):
         """Events, clocks and timers of many tickets in three queries (a batch may hold thousands), as plain
         rows: no ORM objects to build or to keep in step with the bulk writes."""
         self.pending.write()
@@ -239,16 +246,16 @@ class TicketRepository(_Repository):
         events: dict[str, list[TicketEvent]] = defaultdict(list)
         e = TicketEventRow.__table__.c
         for r in session.execute(select(e.ticket_id, e.kind, e.at, e.priority, e.id).where(
-                e.contract_id == contract_id, e.ticket_id.in_(ticket_ids))):
+                e.org == org, e.contract_id == contract_id, e.ticket_id.in_(ticket_ids))):
             events[r.ticket_id].append(TicketEvent(r.kind, r.at, r.priority, r.id))
         clocks: dict[str, dict] = defaultdict(dict)
         c = TicketClockRow.__table__.c
-        for row in session.execute(select(TicketClockRow.__table__).where(c.contract_id == contract_id,
+        for row in session.execute(select(TicketClockRow.__table__).where(c.org == org, c.contract_id == contract_id,
                                                                           c.ticket_id.in_(ticket_ids))):
             clocks[row.ticket_id][row.metric_key] = row
         timers: dict[tuple[str, str], list[Timer]] = defaultdict(list)
         t = TimerRow.__table__.c
-        for row in session.execute(select(TimerRow.__table__).where(t.contract_id == contract_id,
+        for row in session.execute(select(TimerRow.__table__).where(t.org == org, t.contract_id == contract_id,
                                                                     t.metric_key.in_(timer_metrics),
                                                                     t.subject.in_(ticket_ids))):
             timers[(row.metric_key, row.subject)].append(_timer(row))
@@ -263,22 +270,22 @@ class TicketRepository(_Repository):
         self.pending.clocks.pop((row.contract_id, row.ticket_id, row.metric_key), None)
         self.pending.gone_clocks.append(row.id)
 
-    def delete_clocks(self, contract_id: str, metric_key: str, periods: Sequence[str]) -> None:
+    def delete_clocks(self, org: str, contract_id: str, metric_key: str, periods: Sequence[str]) -> None:
         self.pending.write()
         self.session.execute(delete(TicketClockRow).where(
-            TicketClockRow.contract_id == contract_id, TicketClockRow.metric_key == metric_key,
+            TicketClockRow.org == org, TicketClockRow.contract_id == contract_id, TicketClockRow.metric_key == metric_key,
             TicketClockRow.period.in_(periods)))
 
-    def clock_states(self, contract_id: str) -> list[tuple[str, str, str]]:
+    def clock_states(self, org: str, contract_id: str) -> list[tuple[str, str, str]]:
         """(ticket, state, period) of every clock of the contract."""
         self.pending.write()
         return [tuple(r) for r in self.session.execute(
             select(TicketClockRow.ticket_id, TicketClockRow.state, TicketClockRow.period)
-            .where(TicketClockRow.contract_id == contract_id)).all()]
+            .where(TicketClockRow.org == org, TicketClockRow.contract_id == contract_id)).all()]
 
-    def ticket_ids(self, contract_id: str) -> set[str]:
-        return set(self.session.scalars(select(TicketEventRow.ticket_id).distinct()
-                                        .where(TicketEventRow.contract_id == contract_id)).all())
+    def ticket_ids(self, org: str, contract_id: str) -> set[str]:
+        return set(self.session.scalars(select(TicketEventRow.ticket_id).distinct().where(
+            TicketEventRow.org == org, TicketEventRow.contract_id == contract_id)).all())
 
 
 # --- what a window is measured from (read only: the use cases and the views both read it) ----------
@@ -286,11 +293,11 @@ class TicketRepository(_Repository):
 class WindowFacts(_Repository):
     """The counting queries behind a window's standing (`domain.measurement.WindowFacts`)."""
 
-    def ticket_window(self, contract_id: str, metric_key: str, period: str, now: dt.datetime):
+    def ticket_window(self, org: str, contract_id: str, metric_key: str, period: str, now: dt.datetime):
         """(clocks, of them at risk, the breached clocks): counted in SQL, only the breached clocks are loaded,
         so the cost does not grow with the tickets the month holds."""
         self.pending.write()
-        in_window = (TicketClockRow.contract_id == contract_id, TicketClockRow.metric_key == metric_key,
+        in_window = (TicketClockRow.org == org, TicketClockRow.contract_id == contract_id, TicketClockRow.metric_key == metric_key,
                      TicketClockRow.period == period)
         breached = TicketClockRow.breached_at.is_not(None) & (TicketClockRow.breached_at <= now)
         at_risk = (TicketClockRow.state.in_(("running", "paused")) & TicketClockRow.at_risk_at.is_not(None)
@@ -300,7 +307,7 @@ class WindowFacts(_Repository):
         return int(items), int(risky), list(self.session.execute(select(TicketClockRow.__table__).where(
             *in_window, breached)))
 
-    def sample_sums(self, contract_id: str, metric_key: str, sample_kind: str, start: dt.datetime,
+    def sample_sums(self, org: str, contract_id: str, metric_key: str, sample_kind: str, start: dt.datetime,
                     end: dt.datetime) -> tuple:
         """(offered, answered within threshold, abandoned, responses, score sum, contacts, resolved first)."""
         return tuple(self.session.execute(select(
@@ -309,30 +316,33 @@ class WindowFacts(_Repository):
             func.coalesce(func.sum(SampleRow.abandoned), 0), func.coalesce(func.sum(SampleRow.responses), 0),
             func.coalesce(func.sum(SampleRow.score_sum), 0), func.coalesce(func.sum(SampleRow.contacts), 0),
             func.coalesce(func.sum(SampleRow.resolved_first_contact), 0),
-        ).where(*_samples_of(contract_id, metric_key, sample_kind), SampleRow.start >= start,
+        ).where(*_samples_of(org, contract_id, metric_key, sample_kind), SampleRow.start >= start,
                 SampleRow.start < end)).one())
 
-    def availability(self, contract_id: str, metric_key: str, start: dt.datetime, end: dt.datetime
+    def availability(self, org: str, contract_id: str, metric_key: str, start: dt.datetime, end: dt.datetime
                      ) -> list[tuple[dt.datetime, dt.datetime | None, str]]:
         """(start, end, state) of the availability samples reaching into [start, end); an outage with no end
         ends at the first `up` reported after it began (None while there is none)."""
         rows = self.session.execute(select(SampleRow.start, SampleRow.end, SampleRow.state).where(
-            *_samples_of(contract_id, metric_key, "availability"), SampleRow.start < end,
+            *_samples_of(org, contract_id, metric_key, "availability"), SampleRow.start < end,
             (SampleRow.end > start) | SampleRow.end.is_(None))).all()
-        return [(s, e or (self._first_up(contract_id, metric_key, s) if state == "down" else None), state)
+        return [(s, e or (self._first_up(org, contract_id, metric_key, s) if state == "down" else None), state)
                 for s, e, state in rows]
 
-    def _first_up(self, contract_id: str, metric_key: str, began: dt.datetime) -> dt.datetime | None:
+    def _first_up(self, org: str, contract_id: str, metric_key: str, began: dt.datetime) -> dt.datetime | None:
         return self.session.scalar(select(func.min(SampleRow.start)).where(
-            *_samples_of(contract_id, metric_key, "availability"), SampleRow.state == "up", SampleRow.start >= began))
+            *_samples_of(org, contract_id, metric_key, "availability"), SampleRow.state == "up",
+            SampleRow.start >= began))
 
-    def report_delivered_at(self, contract_id: str, metric_key: str, report_period: str) -> dt.datetime | None:
+    def report_delivered_at(self, org: str, contract_id: str, metric_key: str,
+                            report_period: str) -> dt.datetime | None:
         return self.session.scalar(select(func.min(SampleRow.start)).where(
-            *_samples_of(contract_id, metric_key, "report_delivered"), SampleRow.report_period == report_period))
+            *_samples_of(org, contract_id, metric_key, "report_delivered"), SampleRow.report_period == report_period))
 
 
-def _samples_of(contract_id: str, metric_key: str, sample_kind: str) -> list:
-    return [SampleRow.contract_id == contract_id, SampleRow.kind == sample_kind,
+def _samples_of(org: str, contract_id: str, metric_key: str, sample_kind: str) -> list:
+    """Samples another organisation stored under the same contract id never count (tenancy, issue 16)."""
+    return [SampleRow.org == org, SampleRow.contract_id == contract_id, SampleRow.kind == sample_kind,
             (SampleRow.metric_key.is_(None)) | (SampleRow.metric_key == metric_key)]
 
 
@@ -345,17 +355,17 @@ class SampleRepository(_Repository):
     def add(self, org: str, samples: Sequence[MetricSampleRecorded], now: dt.datetime) -> None:
         insert_ignoring_conflicts(self.session, SampleRow, [_sample_row(org, s, now) for s in samples])
 
-    def open_outage_since(self, contract_id: str, before: dt.datetime) -> dt.datetime | None:
+    def open_outage_since(self, org: str, contract_id: str, before: dt.datetime) -> dt.datetime | None:
         """When the earliest outage still going on (no end) at `before` began."""
         return self.session.scalar(select(func.min(SampleRow.start)).where(
-            SampleRow.contract_id == contract_id, SampleRow.kind == "availability", SampleRow.state == "down",
+            SampleRow.org == org, SampleRow.contract_id == contract_id, SampleRow.kind == "availability", SampleRow.state == "down",
             SampleRow.end.is_(None), SampleRow.start <= before))
 
-    def spans(self, contract_id: str) -> list[tuple[str, dt.datetime, dt.datetime]]:
+    def spans(self, org: str, contract_id: str) -> list[tuple[str, dt.datetime, dt.datetime]]:
         """(kind, first start, last start) of the contract's samples per kind."""
         return [tuple(r) for r in self.session.execute(
             select(SampleRow.kind, func.min(SampleRow.start), func.max(SampleRow.start))
-            .where(SampleRow.contract_id == contract_id).group_by(SampleRow.kind)).all()]
+            .where(SampleRow.org == org, SampleRow.contract_id == contract_id).group_by(SampleRow.kind)).all()]
 
 
 def _sample_row(org: str, s: MetricSampleRecorded, now: dt.datetime) -> dict:
@@ -399,11 +409,11 @@ def _write_timers(session: Session, added: Sequence[Timer], kept: Sequence[Timer
 class TimerRepository(_Repository):
     """Timers are read and written as plain rows (no ORM objects): a run of tickets writes thousands at once."""
 
-    def of_subject(self, contract_id: str, metric_key: str, subject: str) -> list[Timer]:
+    def of_subject(self, org: str, contract_id: str, metric_key: str, subject: str) -> list[Timer]:
         self.pending.write()
         t = TimerRow.__table__.c
         return [_timer(r) for r in self.session.execute(select(TimerRow.__table__).where(
-            t.contract_id == contract_id, t.metric_key == metric_key, t.subject == subject))]
+            t.org == org, t.contract_id == contract_id, t.metric_key == metric_key, t.subject == subject))]
 
     def add(self, timer: Timer) -> None:
         self.pending.timer("add", timer)
@@ -414,9 +424,9 @@ class TimerRepository(_Repository):
     def delete(self, timer: Timer) -> None:
         self.pending.timer("delete", timer)
 
-    def delete_pending(self, contract_id: str, metric_key: str) -> None:
+    def delete_pending(self, org: str, contract_id: str, metric_key: str) -> None:
         self.pending.write()
-        self.session.execute(delete(TimerRow).where(TimerRow.contract_id == contract_id,
+        self.session.execute(delete(TimerRow).where(TimerRow.org == org, TimerRow.contract_id == contract_id,
                                                     TimerRow.metric_key == metric_key, TimerRow.status == "pending"))
 
     def due(self, now: dt.datetime, limit: int) -> list[tuple[str, dt.datetime]]:
@@ -446,12 +456,12 @@ _STANDING_FIELDS = ("status", "closed", "actual", "met", "items", "breaches", "m
 class WindowRepository(_Repository):
     def get_or_add(self, org: str, contract_id: str, metric_key: str, period: str,
                    now: dt.datetime) -> WindowStanding:
-        row = self._get(contract_id, metric_key, period)
+        row = self._get(org, contract_id, metric_key, period)
         if row is None:
             insert_ignoring_conflicts(self.session, WindowResultRow, [dict(
                 id=new_id(), org=org, contract_id=contract_id, metric_key=metric_key, period=period,
                 status="no_data", closed=False, items=0, breaches=0, miss=0, updated_at=now)])
-            row = self._get(contract_id, metric_key, period)
+            row = self._get(org, contract_id, metric_key, period)
         return WindowStanding(id=row.id, org=row.org, contract_id=row.contract_id, metric_key=row.metric_key,
                               period=row.period, **{name: getattr(row, name) for name in _STANDING_FIELDS})
 
@@ -461,21 +471,22 @@ class WindowRepository(_Repository):
             setattr(row, name, getattr(standing, name))
         row.updated_at = now
 
-    def _get(self, contract_id: str, metric_key: str, period: str) -> WindowResultRow | None:
-        return self.session.scalar(select(WindowResultRow).where(WindowResultRow.contract_id == contract_id,
+    def _get(self, org: str, contract_id: str, metric_key: str, period: str) -> WindowResultRow | None:
+        return self.session.scalar(select(WindowResultRow).where(WindowResultRow.org == org,
+                                                                 WindowResultRow.contract_id == contract_id,
                                                                  WindowResultRow.metric_key == metric_key,
                                                                  WindowResultRow.period == period))
 
-    def raise_status(self, contract_id: str, metric_key: str, period: str, status: str,
+    def raise_status(self, org: str, contract_id: str, metric_key: str, period: str, status: str,
                      from_statuses: Sequence[str]) -> None:
         """Move a window standing in one of `from_statuses` to `status` (a timer already announced it)."""
         self.session.execute(update(WindowResultRow).where(
-            WindowResultRow.contract_id == contract_id, WindowResultRow.metric_key == metric_key,
+            WindowResultRow.org == org, WindowResultRow.contract_id == contract_id, WindowResultRow.metric_key == metric_key,
             WindowResultRow.period == period, WindowResultRow.status.in_(from_statuses)).values(status=status))
 
-    def delete(self, contract_id: str, metric_key: str, periods: Sequence[str]) -> None:
+    def delete(self, org: str, contract_id: str, metric_key: str, periods: Sequence[str]) -> None:
         self.session.execute(delete(WindowResultRow).where(
-            WindowResultRow.contract_id == contract_id, WindowResultRow.metric_key == metric_key,
+            WindowResultRow.org == org, WindowResultRow.contract_id == contract_id, WindowResultRow.metric_key == metric_key,
             WindowResultRow.period.in_(periods)))
 
 
@@ -496,14 +507,14 @@ class PeriodRepository(_Repository):
             id=new_id(), org=org, contract_id=contract_id, period=period, starts_at=starts_at, ends_at=ends_at,
             status="open")])
 
-    def periods(self, contract_id: str, status: str) -> list[str]:
-        return list(self.session.scalars(select(PeriodRow.period).where(PeriodRow.contract_id == contract_id,
-                                                                        PeriodRow.status == status)).all())
+    def periods(self, org: str, contract_id: str, status: str) -> list[str]:
+        return list(self.session.scalars(select(PeriodRow.period).where(
+            PeriodRow.org == org, PeriodRow.contract_id == contract_id, PeriodRow.status == status)).all())
 
-    def closed_for_update(self, contract_id: str, periods: Iterable[str]) -> list[Month]:
+    def closed_for_update(self, org: str, contract_id: str, periods: Iterable[str]) -> list[Month]:
         """The closed months among `periods`, locked (corrections of one month are numbered one after another)."""
         return [_month(r) for r in self.session.scalars(select(PeriodRow).where(
-            PeriodRow.contract_id == contract_id, PeriodRow.period.in_(sorted(periods)),
+            PeriodRow.org == org, PeriodRow.contract_id == contract_id, PeriodRow.period.in_(sorted(periods)),
             PeriodRow.status == "closed").order_by(PeriodRow.period).with_for_update())]
 
     def save(self, month: Month) -> None:
@@ -527,3 +538,34 @@ class PeriodRepository(_Repository):
 
     def next_due(self) -> dt.datetime | None:
         return self.session.scalar(select(func.min(PeriodRow.ends_at)).where(PeriodRow.status == "open"))
+
+
+# --- feed keys -----------------------------------------------------------------------------------
+
+_FEED_KEY_FIELDS = ("key_id", "org", "name", "created_by", "created_at", "revoked_at")
+
+
+class FeedKeyRepository(_Repository):
+    def add(self, key: FeedKey) -> None:
+        self.session.add(FeedKeyRow(**{name: getattr(key, name) for name in _FEED_KEY_FIELDS}))
+        self.session.flush()
+
+    def list(self, org: str) -> list[FeedKey]:
+        rows = self.session.scalars(select(FeedKeyRow).where(FeedKeyRow.org == org)
+                                    .order_by(FeedKeyRow.created_at, FeedKeyRow.key_id)).all()
+        return [FeedKey(**{name: getattr(r, name) for name in _FEED_KEY_FIELDS}) for r in rows]
+
+    def revoke(self, org: str, key_id: str, now: dt.datetime) -> bool:
+        """False when `org` has no such key (another organisation's key is not found)."""
+        row = self.session.get(FeedKeyRow, key_id)
+        if row is None or row.org != org:
+            return False
+        row.revoked_at = row.revoked_at or now
+        return True
+
+    def active_orgs(self, key_ids: Iterable[str]) -> dict[str, str]:
+        """{key id: organisation} of the keys among `key_ids` not revoked: one query for a run of records."""
+        ids = sorted(set(key_ids))
+        return {k: o for chunk in chunks(ids, 500) for k, o in self.session.execute(
+            select(FeedKeyRow.key_id, FeedKeyRow.org).where(FeedKeyRow.key_id.in_(chunk),
+                                                            FeedKeyRow.revoked_at.is_(None)))}

@@ -199,3 +199,15 @@ class PublishedEventRow(Table, table=True):
     event_type: str = Field(max_length=100)
     body: str = Field(sa_column=Column(Text, nullable=False))   # the structured CloudEvent, JSON
     created_at: dt.datetime = instant_field()
+
+
+class FeedKeyRow(Table, table=True):
+    """A key an organisation's feed signs its `sla.ingest` records with. No secret is stored: the secret is
+    derived from the service's feed-key master secret and the key id (`domain.feed_keys`)."""
+    __tablename__ = "sla_feed_keys"
+    key_id: str = Field(primary_key=True, max_length=40)
+    org: str = Field(index=True, max_length=100)
+    name: str = Field(max_length=100)
+    created_by: str = Field(max_length=200)
+    created_at: dt.datetime = instant_field()
+    revoked_at: dt.datetime | None = instant_field(nullable=True)

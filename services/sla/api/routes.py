@@ -18,10 +18,10 @@ from starlette.concurrency import run_in_threadpool
 
 from services.sla import service_layer, views
 from services.sla.adapters import reports
-from services.sla.api.schemas import DefinitionIn, SampleBatch, SampleIn, TicketEventBatch, TicketEventIn
+from services.sla.api.schemas import (DefinitionIn, FeedKeyIn, SampleBatch, SampleIn, TicketEventBatch,
+                                      TicketEventIn)
 from services.sla.domain.definitions import MetricDefinition, SlaDefinition, check_sla_terms
-from services.sla.domain.periods import Period
-from services.sla.domain.samples import check_sample, check_ticket_event
+from services.sla.domain.periods import FIRST_YEAR, LAST_YEAR, PERIOD_PATTERN, Period
 from shared.auth import (ANY_ROLE, Principal, current_principal, decode_stream_token, issue_stream_token, require,
                          require_contract_party, require_internal)
 from shared.errors import Forbidden, Invalid, NotFound, field_error
@@ -35,7 +35,6 @@ page_router = APIRouter(include_in_schema=False)
 
 MANAGE = ("pm",)
 INGEST = ("pm", "vendor")
-PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
@@ -63,6 +62,10 @@ def create_definition(body: DefinitionIn, request: Request, principal: Principal
 def _check_definition(body: DefinitionIn) -> None:
     if not body.sla.metrics:
         raise Invalid("An SLA needs at least one metric.", errors=[field_error("/sla/metrics", "empty")])
+    out_of_range = [field_error(f"/{name}", f"must lie in the years {FIRST_YEAR} to {LAST_YEAR}")
+                    for name in ("effective_date", "end_date") if not FIRST_YEAR <= getattr(body, name).year <= LAST_YEAR]
+    if out_of_range:
+        raise Invalid("The SLA's dates cannot be reckoned with.", errors=out_of_range)
     if body.end_date < body.effective_date:
         raise Invalid("The SLA ends before it starts.", errors=[field_error("/end_date", "before effective_date")])
     check_sla_terms(body.sla)
@@ -120,19 +123,16 @@ def post_samples(body: SampleBatch, request: Request, principal: Principal = Dep
 
 def _ingest_tickets(request: Request, principal: Principal, items, pointer) -> list[str]:
     events = [TicketEventRecorded(**item.model_dump(), org=principal.org) for item in items]
-    problems = [p for i, e in enumerate(events) for p in check_ticket_event(e, pointer(i))]
-    return _ingest(request, principal, events, problems, pointer, service_layer.ingest_ticket_events)
+    return _ingest(request, principal, events, pointer, service_layer.ingest_ticket_events)
 
 
 def _ingest_samples(request: Request, principal: Principal, items, pointer) -> list[str]:
     samples = [MetricSampleRecorded(**item.model_dump(), org=principal.org) for item in items]
-    problems = [p for i, s in enumerate(samples) for p in check_sample(s, pointer(i))]
-    return _ingest(request, principal, samples, problems, pointer, service_layer.ingest_samples)
+    return _ingest(request, principal, samples, pointer, service_layer.ingest_samples)
 
 
-def _ingest(request: Request, principal: Principal, items: list, problems: list, pointer, ingest) -> list[str]:
-    if problems:
-        raise Invalid("Some items cannot be counted.", errors=problems)
+def _ingest(request: Request, principal: Principal, items: list, pointer, ingest) -> list[str]:
+    """The use case names every item that cannot be counted (range, counts, timing, unknown contract)."""
     rt = runtime_of(request)
     if principal.counterparty:
         _ensure_own_contracts(rt.db, principal, items, pointer)
@@ -160,6 +160,36 @@ def _batch_answer(items, statuses: list[str]) -> dict:
             "items": [{"source_id": i.source_id, "status": s} for i, s in zip(items, statuses)]}
 
 
+# --- feed keys (sla.ingest) --------------------------------------------------------------------
+
+ADMIN = ("admin",)
+
+
+@router.post("/sla/feed-keys", status_code=201)
+def create_feed_key(body: FeedKeyIn, request: Request, principal: Principal = Depends(require(*ADMIN))):
+    """A key the organisation's feed signs its `sla.ingest` records with. The answer holds the secret: the only
+    time it is shown (it is derived again to verify, never stored nor logged)."""
+    rt = runtime_of(request)
+    key, secret = service_layer.create_feed_key(rt.uow(), principal.org, body.name, principal.sub, now_of(request),
+                                                rt.settings.feed_key_master())
+    return JSONResponse({**views.feed_key_view(key), "secret": secret}, status_code=201,
+                        headers={"Cache-Control": "no-store"})
+
+
+@router.get("/sla/feed-keys")
+def list_feed_keys(request: Request, principal: Principal = Depends(require(*ADMIN))):
+    """The organisation's feed keys, revoked ones included; never their secrets."""
+    return {"items": [views.feed_key_view(k) for k in service_layer.list_feed_keys(runtime_of(request).uow(),
+                                                                                   principal.org)]}
+
+
+@router.delete("/sla/feed-keys/{key_id}", status_code=204)
+def revoke_feed_key(key_id: str, request: Request, principal: Principal = Depends(require(*ADMIN))):
+    """Records signed with the key from now on go to the DLQ."""
+    service_layer.revoke_feed_key(runtime_of(request).uow(), principal.org, key_id, now_of(request))
+    return Response(status_code=204)
+
+
 # --- dashboards and reports --------------------------------------------------------------------
 
 @router.get("/contracts/{contract_id}/sla")
@@ -169,7 +199,8 @@ def contract_sla(contract_id: str, request: Request, principal: Principal = Depe
 
 
 @router.get("/contracts/{contract_id}/sla/reports/{period}")
-def monthly_report(contract_id: str, request: Request, period: str = PathParam(pattern=PERIOD),
+def monthly_report(contract_id: str, request: Request,
+                   period: str = PathParam(pattern=PERIOD_PATTERN, description="yyyy-mm, 2000-01 to 2100-12"),
                    format: str | None = Query(None, pattern="^(json|csv|docx)$"),
                    lang: str = Query("zh-CN", pattern="^(zh-CN|en)$"),
                    principal: Principal = Depends(READ)):

@@ -48,3 +48,9 @@ class TicketEventBatch(BaseModel):
 class SampleBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     items: list[SampleIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class FeedKeyIn(BaseModel):
+    """A feed key for one of the organisation's feeds (ticketing system, call-centre switch, monitor)."""
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=100, description="What the feed is, to tell keys apart")

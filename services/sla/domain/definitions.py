@@ -3,8 +3,10 @@ clause and the contract version it was written in."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.errors import Invalid, field_error
 from shared.events.contracts import ContractTerms, ServiceHours, SlaMetric, SlaTerms
@@ -152,5 +154,44 @@ def check_sla_terms(sla: SlaTerms, pointer: str = "/sla") -> None:
             problems.append(field_error(f"{at}/at_risk_share", "must be in (0, 1]"))
     if sla.credit_cap_share is not None and sla.credit_cap_share < 0:
         problems.append(field_error(f"{pointer}/credit_cap_share", "must not be negative"))
+    problems += service_hours_problems(sla.service_hours, f"{pointer}/service_hours")
     if problems:
         raise Invalid("The SLA terms cannot be measured as written.", errors=problems)
+
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
+
+
+def service_hours_problems(hours: ServiceHours, pointer: str) -> list[dict]:
+    """Service hours every clock and calendar can reckon with: a known time zone and country, ISO weekdays
+    1-7, each interval "HH:MM"-"HH:MM" within 00:00-24:00 and not empty or reversed."""
+    problems = []
+    try:
+        ZoneInfo(hours.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(field_error(f"{pointer}/timezone", f"not a known IANA time zone: {hours.timezone!r}"))
+    for weekday, intervals in hours.hours.items():
+        at = f"{pointer}/hours/{weekday}"
+        if not 1 <= weekday <= 7:
+            problems.append(field_error(at, "weekdays are ISO 1 (Monday) to 7 (Sunday)"))
+            continue
+        for n, (start, end) in enumerate(intervals):
+            bad = [i for i, text in enumerate((start, end)) if not _HHMM.match(text)]
+            problems += [field_error(f"{at}/{n}/{i}", "a time is HH:MM between 00:00 and 24:00") for i in bad]
+            if not bad and start >= end:
+                problems.append(field_error(f"{at}/{n}", f"interval {start}-{end} is empty or reversed"))
+    if not problems:
+        problems += _calendar_problems(hours, pointer)
+    return problems
+
+
+def _calendar_problems(hours: ServiceHours, pointer: str) -> list[dict]:
+    """What the business calendar itself refuses (an unknown country, overlapping intervals, no hours at all)."""
+    from shared.business_calendar import BusinessCalendar
+
+    try:
+        BusinessCalendar.from_service_hours(hours)
+    except ValueError as exc:
+        where = "/country" if "country" in str(exc) else "/hours"
+        return [field_error(pointer + where, str(exc))]
+    return []

@@ -24,16 +24,17 @@ TIMER_DRIVEN = TICKET_KINDS | {"report_delivery"}
 
 
 class WindowFacts(Protocol):
-    def ticket_window(self, contract_id: str, metric_key: str, period: str,
+    def ticket_window(self, org: str, contract_id: str, metric_key: str, period: str,
                       now: dt.datetime) -> tuple[int, int, Sequence[Any]]: ...
 
-    def sample_sums(self, contract_id: str, metric_key: str, sample_kind: str, start: dt.datetime,
+    def sample_sums(self, org: str, contract_id: str, metric_key: str, sample_kind: str, start: dt.datetime,
                     end: dt.datetime) -> tuple: ...
 
-    def availability(self, contract_id: str, metric_key: str, start: dt.datetime,
+    def availability(self, org: str, contract_id: str, metric_key: str, start: dt.datetime,
                      end: dt.datetime) -> list[tuple[dt.datetime, dt.datetime | None, str]]: ...
 
-    def report_delivered_at(self, contract_id: str, metric_key: str, report_period: str) -> dt.datetime | None: ...
+    def report_delivered_at(self, org: str, contract_id: str, metric_key: str,
+                            report_period: str) -> dt.datetime | None: ...
 
 
 def measure_window(facts: WindowFacts, definition: SlaDefinition, metric: MetricDefinition, period: Period,
@@ -54,7 +55,7 @@ def measure_window(facts: WindowFacts, definition: SlaDefinition, metric: Metric
         return compliance.availability(terms, (start, end), down, planned, now, closed)
     sample_kind = next(k for k, kinds in FEEDS.items() if kind in kinds)
     offered, answered, abandoned, responses, score_sum, contacts, first = facts.sample_sums(
-        definition.contract_id, metric.key, sample_kind, start, end)
+        definition.org, definition.contract_id, metric.key, sample_kind, start, end)
     if kind == "service_level":
         return compliance.service_level(terms, answered, offered, closed)
     if kind == "abandonment_rate":
@@ -67,7 +68,7 @@ def measure_window(facts: WindowFacts, definition: SlaDefinition, metric: Metric
 def _ticket_window(facts: WindowFacts, definition: SlaDefinition, metric: MetricDefinition, period: Period,
                    now: dt.datetime) -> WindowOutcome:
     """Only the breached clocks are read one by one (each breach's overrun at `now`)."""
-    items, risky, breached = facts.ticket_window(definition.contract_id, metric.key, str(period), now)
+    items, risky, breached = facts.ticket_window(definition.org, definition.contract_id, metric.key, str(period), now)
     basis = basis_for(metric.terms, definition.service_hours)
     misses = [ticket_standing(state=r.state, elapsed=dt.timedelta(seconds=float(r.elapsed_seconds)),
                               running_since=r.running_since, at_risk_at=r.at_risk_at, breached_at=r.breached_at,
@@ -81,7 +82,7 @@ def availability_facts(facts: WindowFacts, definition: SlaDefinition, metric: Me
     """Outages and planned maintenance reaching into the window; an outage still going on ends at the
     first `up` reported after it began, or, with none yet, runs on to the window's end."""
     start, end = window
-    rows = facts.availability(definition.contract_id, metric.key, start, end)
+    rows = facts.availability(definition.org, definition.contract_id, metric.key, start, end)
     down = [(s, e or end) for s, e, state in rows if state == "down"]
     planned = [(s, e) for s, e, state in rows if state == "maintenance"]
     return down, planned
@@ -108,7 +109,8 @@ def report_owed(definition: SlaDefinition, window: Period) -> bool:
 
 def report_delivered_at(facts: WindowFacts, definition: SlaDefinition, metric: MetricDefinition,
                         period: Period) -> dt.datetime | None:
-    return facts.report_delivered_at(definition.contract_id, metric.key, str(period.previous()))
+    return facts.report_delivered_at(definition.org, definition.contract_id, metric.key,
+                                     str(period.previous()))
 
 
 def report_outcome(definition: SlaDefinition, metric: MetricDefinition, period: Period, due: dt.datetime,

@@ -6,6 +6,18 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 
+# The months and instants the service reckons with: input outside them is refused, never overflows a
+# date (a month of year 0 or 10000 has no first instant).
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+EARLIEST = dt.datetime(FIRST_YEAR, 1, 1, tzinfo=dt.timezone.utc)
+LATEST = dt.datetime(LAST_YEAR + 1, 1, 1, tzinfo=dt.timezone.utc)
+PERIOD_PATTERN = r"^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])$"   # 2000-01 .. 2100-12
+
+
+def in_range(instant: dt.datetime) -> bool:
+    return EARLIEST <= instant < LATEST
+
+
 @dataclass(frozen=True, order=True)
 class Period:
     """One calendar month of a contract, written "2026-10"."""

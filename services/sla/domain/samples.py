@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+from decimal import Decimal
+from zoneinfo import ZoneInfo
 
-from services.sla.domain.periods import Period
+from services.sla.domain.periods import LAST_YEAR, PERIOD_PATTERN, Period, in_range
 from shared.errors import field_error
 from shared.events.sla import MetricSampleRecorded, TicketEventRecorded
 
@@ -24,16 +27,59 @@ _REQUIRED = {
 }
 
 
+# A source's clock may run a little ahead of ours; more than this ahead is not a fact yet.
+FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+MAX_COUNT = 10 ** 9                  # calls, contacts or responses in one sample
+MAX_SCORE = Decimal(10 ** 6)         # one survey score
+MAX_SCORE_SUM = Decimal(10 ** 12)    # a batch of scores (the column holds 14 integer digits)
+_COUNTS = ("offered", "answered_within_threshold", "abandoned", "responses", "contacts", "resolved_first_contact")
+
+
 def check_ticket_event(event: TicketEventRecorded, pointer: str = "") -> list[dict]:
+    problems = _instant_problems(event, ("at",), pointer)
     if event.kind == "opened" and event.priority is None:
-        return [field_error(f"{pointer}/priority", "an opened ticket needs its priority (P1-P4)")]
+        problems.append(field_error(f"{pointer}/priority", "an opened ticket needs its priority (P1-P4)"))
+    return problems
+
+
+def _instant_problems(item, names: tuple[str, ...], pointer: str) -> list[dict]:
+    return [field_error(f"{pointer}/{name}", f"must lie in the years 2000 to {LAST_YEAR}")
+            for name in names if getattr(item, name) is not None and not in_range(getattr(item, name))]
+
+
+def check_timing(item: TicketEventRecorded | MetricSampleRecorded, now: dt.datetime, sla_starts: dt.datetime,
+                 pointer: str = "") -> list[dict]:
+    """An item's moment may not lie ahead of the service clock (beyond FUTURE_TOLERANCE) nor before the
+    contract's SLA starts. A sample's `end` may lie ahead (planned maintenance is announced in advance)."""
+    name = "at" if isinstance(item, TicketEventRecorded) or item.start is None else "start"
+    moment = getattr(item, name)
+    if moment is None:
+        return []
+    if moment > now + FUTURE_TOLERANCE:
+        return [field_error(f"{pointer}/{name}", f"lies ahead of the service clock ({now.isoformat()}) by more "
+                                                 f"than {int(FUTURE_TOLERANCE.total_seconds() // 60)} minutes")]
+    if moment < sla_starts:
+        return [field_error(f"{pointer}/{name}", f"before the contract's SLA starts ({sla_starts.isoformat()})")]
     return []
+
+
+def sla_starts_at(effective_date: dt.date, timezone: str) -> dt.datetime:
+    """The SLA starts at midnight of the contract's effective date, in the contract's time zone."""
+    return dt.datetime.combine(effective_date, dt.time(), ZoneInfo(timezone)).astimezone(dt.timezone.utc)
 
 
 def check_sample(sample: MetricSampleRecorded, pointer: str = "") -> list[dict]:
     """Problems with a sample, each named by JSON pointer (empty when it can be counted)."""
     problems = [field_error(f"{pointer}/{name}", f"required for a {sample.kind} sample")
                 for name in _REQUIRED[sample.kind] if getattr(sample, name) is None]
+    problems += _instant_problems(sample, ("start", "end", "at"), pointer)
+    problems += [field_error(f"{pointer}/{name}", f"at most {MAX_COUNT:,} in one sample") for name in _COUNTS
+                 if (getattr(sample, name) or 0) > MAX_COUNT]
+    problems += _score_problems(sample, pointer)
+    if sample.report_period is not None and not re.match(PERIOD_PATTERN, sample.report_period):
+        problems.append(field_error(f"{pointer}/report_period", f"a month from 2000-01 to {LAST_YEAR}-12"))
+    if problems:
+        return problems     # the checks below compare values that must first be in range
     if sample.kind == "availability" and sample.state == "maintenance" and sample.end is None:
         problems.append(field_error(f"{pointer}/end", "planned maintenance needs its end"))
     if sample.start and sample.end and sample.end <= sample.start:
@@ -47,6 +93,13 @@ def check_sample(sample: MetricSampleRecorded, pointer: str = "") -> list[dict]:
     if sample.kind == "first_contact" and (sample.resolved_first_contact or 0) > (sample.contacts or 0):
         problems.append(field_error(f"{pointer}/resolved_first_contact", "cannot exceed contacts"))
     return problems
+
+
+def _score_problems(sample: MetricSampleRecorded, pointer: str) -> list[dict]:
+    bounds = (("score", MAX_SCORE), ("score_sum", MAX_SCORE_SUM))
+    return [field_error(f"{pointer}/{name}", f"a finite number of at most {bound:,} in size")
+            for name, bound in bounds
+            if (value := getattr(sample, name)) is not None and not (value.is_finite() and abs(value) <= bound)]
 
 
 def home_window(sample: MetricSampleRecorded, timezone: str) -> Period:

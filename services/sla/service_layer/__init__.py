@@ -20,6 +20,8 @@ A month that has closed is closed again (`closing`) when late input changes its 
 """
 from __future__ import annotations
 
+from services.sla.service_layer.feed_keys import (check_feed_signatures, create_feed_key, list_feed_keys,
+                                                  revoke_feed_key)
 from services.sla.service_layer.definitions import apply_contract_terms, apply_definition, define_sla
 from services.sla.service_layer.ingest import (ingest_samples, ingest_ticket_events, record_feed_samples,
                                                record_feed_ticket_events)
@@ -30,4 +32,5 @@ from services.sla.service_layer.unit_of_work import SlaUnitOfWork
 
 __all__ = ["SlaUnitOfWork", "apply_contract_terms", "apply_definition", "define_sla", "record_ticket_events",
            "record_samples", "ingest_ticket_events", "ingest_samples",
-           "record_feed_ticket_events", "record_feed_samples", "fire_due_timers", "close_due_periods"]
+           "record_feed_ticket_events", "record_feed_samples", "fire_due_timers", "close_due_periods",
+           "create_feed_key", "list_feed_keys", "revoke_feed_key", "check_feed_signatures"]

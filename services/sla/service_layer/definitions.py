@@ -70,33 +70,33 @@ def _create(uow: SlaUnitOfWork, definition: SlaDefinition, now: dt.datetime) -> 
 
 def _forget_metric(uow: SlaUnitOfWork, definition: SlaDefinition, key: str) -> None:
     """A metric the amended contract no longer promises: its open windows, clocks and pending timers go."""
-    cid = definition.contract_id
-    open_periods = uow.periods.periods(cid, "open")
-    uow.tickets.delete_clocks(cid, key, open_periods)
-    uow.timers.delete_pending(cid, key)
-    uow.windows.delete(cid, key, open_periods)
+    org, cid = definition.org, definition.contract_id
+    open_periods = uow.periods.periods(org, cid, "open")
+    uow.tickets.delete_clocks(org, cid, key, open_periods)
+    uow.timers.delete_pending(org, cid, key)
+    uow.windows.delete(org, cid, key, open_periods)
 
 
 def reevaluate(uow: SlaUnitOfWork, definition: SlaDefinition, now: dt.datetime) -> None:
     """After the definition changed: recompute every ticket still open or in an open window, and every open window."""
-    cid = definition.contract_id
-    open_periods = set(uow.periods.periods(cid, "open"))
-    clocks = uow.tickets.clock_states(cid)
+    org, cid = definition.org, definition.contract_id
+    open_periods = set(uow.periods.periods(org, cid, "open"))
+    clocks = uow.tickets.clock_states(org, cid)
     settled = {t for t, state, period in clocks if state == "stopped" and period not in open_periods}
     live = {t for t, state, period in clocks if not (state == "stopped" and period not in open_periods)}
-    tickets = uow.tickets.ticket_ids(cid)
+    tickets = uow.tickets.ticket_ids(org, cid)
     touched = recompute_tickets(uow, definition, (tickets - settled) | live, now)
     touched |= {(m.key, p) for m in definition.metrics for p in open_periods}
     touched |= _windows_with_samples(uow, definition)
     # A month already closed keeps the terms it was closed under: amended terms do not reassess its credit.
-    closed = set(uow.periods.periods(cid, "closed"))
+    closed = set(uow.periods.periods(org, cid, "closed"))
     refresh_windows(uow, definition, {(key, period) for key, period in touched if period not in closed}, now)
 
 
 def _windows_with_samples(uow: SlaUnitOfWork, definition: SlaDefinition) -> set[WindowKey]:
     """Windows holding samples that arrived before the definition did (they are counted now)."""
     touched: set[WindowKey] = set()
-    for kind, first, last in uow.samples.spans(definition.contract_id):
+    for kind, first, last in uow.samples.spans(definition.org, definition.contract_id):
         period, end = Period.of(first, definition.timezone), Period.of(last, definition.timezone).next()
         while period <= end:
             touched |= {(m.key, str(period)) for m in definition.window_metrics() if m.kind in FEEDS[kind]}

@@ -40,6 +40,6 @@ def _outage_ended(uow: SlaUnitOfWork, definition: SlaDefinition, sample: MetricS
     """An `up` sample ends the outages still going on before it: every month they ran through changes."""
     if sample.kind != "availability" or sample.state != "up":
         return []
-    since = uow.samples.open_outage_since(definition.contract_id, sample.start)
+    since = uow.samples.open_outage_since(definition.org, definition.contract_id, sample.start)
     tz = definition.timezone
     return months(Period.of(since, tz), Period.of(sample.start, tz)) if since else []

@@ -75,7 +75,7 @@ def _remeasure(uow: SlaUnitOfWork, org: str, contract_id: str, key: str, period:
 def _note_announced(uow: SlaUnitOfWork, timer: Timer) -> None:
     """The window already stands where the timer said, so measuring it next does not announce it again."""
     status = timer.announced_status()
-    uow.windows.raise_status(timer.contract_id, timer.metric_key, timer.period, status, statuses_below(status))
+    uow.windows.raise_status(timer.org, timer.contract_id, timer.metric_key, timer.period, status, statuses_below(status))
 
 
 def close_due_periods(uow_factory: UowFactory, now: dt.datetime, batch: int = 100) -> tuple[int, dt.datetime | None]:

@@ -44,7 +44,7 @@ def recompute_tickets(uow: SlaUnitOfWork, definition: SlaDefinition, ticket_ids:
     ids = sorted(set(ticket_ids))
     timer_metrics = [m.key for m in definition.metrics if m.is_ticket_timer]
     for chunk in _chunks(ids, 400):
-        events, clocks, timers = uow.tickets.load(definition.contract_id, chunk, timer_metrics)
+        events, clocks, timers = uow.tickets.load(definition.org, definition.contract_id, chunk, timer_metrics)
         for ticket_id in chunk:
             touched |= _recompute_ticket(uow, definition, ticket_id, events.get(ticket_id, []),
                                          clocks.get(ticket_id, {}), timers, now)

@@ -16,7 +16,7 @@ def sync_timers(uow: SlaUnitOfWork, definition: SlaDefinition, metric_key: str, 
     """Make the timers of one subject match the plan (`domain.timers.reconcile`) and store them; a breach
     retracted on the way records `sla.recovered`, collected with the timer."""
     if timers is None:
-        timers = uow.timers.of_subject(definition.contract_id, metric_key, subject)
+        timers = uow.timers.of_subject(definition.org, definition.contract_id, metric_key, subject)
     result = reconcile(definition, metric_key, subject, period, timers, plans, details, now, retract_breaches)
     for timer in result.dropped:
         uow.timers.delete(timer)

@@ -27,6 +27,7 @@ class SlaUnitOfWork(UnitOfWork):
         self.windows = repository.WindowRepository(self.session, pending)
         self.periods = repository.PeriodRepository(self.session, pending)
         self.facts = repository.WindowFacts(self.session, pending)
+        self.feed_keys = repository.FeedKeyRepository(self.session, pending)
 
     def __enter__(self) -> "SlaUnitOfWork":
         if self.session.in_transaction():

@@ -36,7 +36,7 @@ def _close_again(uow: SlaUnitOfWork, definition: SlaDefinition, periods: set[str
     if they changed. The month's row is locked first, so concurrent corrections are numbered one after another."""
     if not periods:
         return
-    for month in uow.periods.closed_for_update(definition.contract_id, periods):
+    for month in uow.periods.closed_for_update(definition.org, definition.contract_id, periods):
         period = Period.parse(month.period)
         month.close(definition, [(m, refresh_window(uow, definition, m, period, now, closing=True))
                                  for m in definition.metrics])
