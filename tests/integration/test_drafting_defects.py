@@ -67,3 +67,36 @@ def test_an_unknown_position_names_the_field_the_caller_sent(start_service):
                                            ["terms"], "Termination position"), 422)
     assert [e["pointer"] for e in problem["errors"]] == ["/changes/clauses/termination/position"]
     assert "no_convenience" in problem["errors"][0]["detail"]
+
+
+# --- b. each language its own samples ---------------------------------------------------------------
+
+CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")   # Chinese characters and full-width punctuation
+
+
+def _strings(value):
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, str):
+        yield value
+
+
+def test_each_language_has_its_own_sample_variables(start_service):
+    contracts = start_service("contracts")
+    keys = sorted({t["key"] for t in ok(contracts.get("/v1/templates", headers=VIEWER))["items"]})
+    assert keys
+    for key in keys:
+        english, chinese = samples(contracts, key, "en"), samples(contracts, key, "zh-CN")
+        assert [s for s in _strings(english) if CJK.search(s)] == [], key
+        assert english["client"]["name"] != chinese["client"]["name"] and CJK.search(chinese["client"]["name"])
+        # the same contract in figures: only the words differ
+        assert english["total_price"] == chinese["total_price"] and english["end_date"] == chinese["end_date"]
+        drafted = contracts.post("/v1/contracts", headers=AUTHOR,
+                                 json={"template": key, "language": "en", "variables": english})
+        assert drafted.status_code == 201, drafted.text
+        checks = ok(contracts.get(f"/v1/contracts/{drafted.json()['id']}/checks", headers=VIEWER))
+        assert checks["items"] == [], (key, checks["items"])

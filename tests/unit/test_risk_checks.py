@@ -23,7 +23,7 @@ def library():
 
 
 def _facts(library, key: str, language: str = "zh-CN", positions: dict | None = None, **changes) -> VersionFacts:
-    variables = {**library.template(key).sample_variables, **changes}
+    variables = {**library.template(key).sample_variables_for(language), **changes}
     return VersionFacts.of_draft(drafting.draft(library.template(key), language, variables, positions or {}))
 
 
