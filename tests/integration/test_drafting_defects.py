@@ -3,9 +3,11 @@ library position; each language's own sample variables; an amendment that prints
 quotation marks the way the contract does."""
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
+from docx import Document
 
 from tests.integration.test_change_requests import (AUTHOR, FINANCE, PM, RAISER, REVIEWER, VENDOR, VIEWER, assess,
                                                     created, raise_request)
@@ -100,3 +102,48 @@ def test_each_language_has_its_own_sample_variables(start_service):
         assert drafted.status_code == 201, drafted.text
         checks = ok(contracts.get(f"/v1/contracts/{drafted.json()['id']}/checks", headers=VIEWER))
         assert checks["items"] == [], (key, checks["items"])
+
+
+# --- c. an amendment prints dates, shares and quotation marks as the contract does --------------------
+
+# A new price with the acceptance tranche moved by amount: the tranches' percentages are derived from
+# the amounts (8.8785046728972...), and new wording for confidentiality typed with straight quotes.
+CUSTOM = {"zh-CN": '本合同所称"保密信息"，指一方在履行本合同过程中获知的对方的商业秘密及其他非公开信息。',
+          "en": 'In this Agreement, "Confidential Information" means the trade secrets and other non-public '
+                "information of a party that the other party learns in performing this Agreement."}
+AMENDING = {"total_price": "1386000.00", "tranches": [{"key": "acceptance", "amount": "550100.00"}],
+            "clauses": {"confidentiality": {"custom": CUSTOM}}}
+ISO_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
+LONG_PERCENT = re.compile(r"\d\.\d{3,}\s*%")
+PROSE_DATE = {"zh-CN": re.compile(r"于\d{4}年\d{1,2}月\d{1,2}日签订"),
+              "en": re.compile(r" on \d{1,2} (?:January|February|March|April|May|June|July|August|September|"
+                               r"October|November|December) \d{4} entered into")}
+
+
+def _docx_texts(content: bytes) -> list[str]:
+    document = Document(io.BytesIO(content))
+    cells = [cell.text for table in document.tables for row in table.rows for cell in row.cells]
+    return [p.text for p in document.paragraphs] + cells
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_an_amendment_prints_dates_shares_and_quotes_as_the_contract_does(start_service, language):
+    contracts = start_service("contracts")
+    cid = signed(contracts, language)
+    request = created(raise_request(contracts, cid, AMENDING, ["price", "terms"], "Reporting module"))
+    assess(contracts, request["id"], "100000.00")
+    ok(contracts.post(f"/v1/change-requests/{request['id']}/approve", headers=PM))
+    while ok(contracts.get(f"/v1/change-requests/{request['id']}", headers=VIEWER))["status"] != "approved":
+        ok(contracts.post(f"/v1/change-requests/{request['id']}/approve", headers=REVIEWER))
+    ok(contracts.post(f"/v1/change-requests/{request['id']}/implement", headers=REVIEWER))
+
+    amendment = contracts.get(f"/v1/change-requests/{request['id']}/amendment?format=docx", headers=VIEWER)
+    assert amendment.status_code == 200, amendment.text
+    texts = _docx_texts(amendment.content)
+    prose = "\n".join(texts)
+    assert PROSE_DATE[language].search(prose), prose[:400]
+    assert ISO_DATE.findall(prose) == []
+    assert LONG_PERCENT.findall(prose) == []
+    assert re.search(r"\d+(?:\.\d{1,2})?%", prose)            # the tranche table still shows the shares
+    assert [t for t in texts if '"' in t] == []               # one style of quotes: curly
+    assert "“" in prose and "”" in prose
