@@ -115,4 +115,4 @@ def test_the_phrases_quote_the_wording_and_a_negation_cancels_only_its_own_claus
 
 def test_overlapping_signs_of_one_family_count_once():
     # 甲方直接管理 and 由甲方直接管理 are two patterns of one family over the same words
-    assert dispatch_phrases("乙方人员由甲方直接管理。", "zh-CN") == ["由甲方直接管理"]
+    assert dispatch_phrases("乙方人员由甲方直接管理。", "zh-CN") == ["乙方人员由甲方直接管理"]

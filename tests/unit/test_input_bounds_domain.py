@@ -66,7 +66,7 @@ def test_dispatch_wording_in_a_468_kib_clause_is_found_phrase_by_phrase():
     units = text.count(unit)
     # per unit: nine direct-management phrases (two patterns of the management family over the same words
     # count once) and one work assignment (服从甲方安排); the negated one skipped
-    assert phrases.count("由甲方直接管理") == 9 * units
+    assert phrases.count("乙方人员由甲方直接管理") == 9 * units
     assert phrases.count("服从甲方安排") == units
     assert len(phrases) == 10 * units
 

@@ -42,6 +42,14 @@ def _gap(n: int, stop: str = _NO) -> str:
     return rf"[^，,。；;：:{stop}]{{0,{n}}}?"
 
 
+def _acts_on_workers(verbs: str) -> tuple[str, str]:
+    """The two general shapes of a family in Chinese, within one clause and across no negation: the
+    client, then the workers, then what it does to them (甲方班组长每日向乙方人员派发工作任务); the
+    workers, then 由/经/受/向 the client, then the act (乙方人员的出勤情况由甲方人事部门每日核对并记录考勤)."""
+    return (rf"{_C}{_gap(12)}{_W}{_gap(10)}(?:{verbs})",
+            rf"{_W}{_gap(10)}(?:由|经|受|接受|服从|听从|向){_C}{_gap(10)}(?:{verbs})")
+
+
 _ZH_NEGATION = re.compile(r"(?:不(?!合格|符合|满足|胜任|定期|时|断|超过|低于|少于)|不得|无权|禁止|严禁|并非|非|未|"
                           r"无需|无须|避免)[^，,。；;]{0,12}$")
 
@@ -117,7 +125,8 @@ FAMILIES: tuple[Family, ...] = (
             rf"(?:遵守|执行|适用|服从){_C}(?:的)?{_gap(10)}{_RULES}",
             rf"{_C}(?:的)?{_RULES}(?:同样|亦|也)?适用(?:于)?{_W}",
             rf"{_W}(?:应|须|需)?(?:纳入|列入)甲方(?:的)?(?:员工|人员)?(?:统一)?管理",
-            rf"{_W}(?:应|须|由)?(?:视同|视为|作为)甲方(?:的)?(?:员工|职工)"),
+            rf"{_W}(?:应|须|由)?(?:视同|视为|作为)甲方(?:的)?(?:员工|职工)",
+            *_acts_on_workers("管理|指挥|领导|监督|处分|处罚|罚款|奖惩|辞退|开除|解聘|警告")),
         "en": _en(
             rf"under\s+the\s+(?:direct\s+|day-to-day\s+|daily\s+)?(?:management|direction|supervision|control|"
             rf"command)\s+of\s+{_THE_CE}",
@@ -148,7 +157,9 @@ FAMILIES: tuple[Family, ...] = (
             rf"{_C}{_MODAL}(?:负责|进行|实施)考勤",
             rf"由{_C}(?:统一)?(?:考勤|打卡)",
             rf"(?:在|通过|用){_C}(?:的)?{_gap(6)}(?:考勤机|考勤系统|打卡机|打卡系统)",
-            rf"(?:服从|接受|按照|遵守){_C}(?:的)?考勤(?:安排|管理|要求)"),
+            rf"(?:服从|接受|按照|遵守){_C}(?:的)?考勤(?:安排|管理|要求)",
+            *_acts_on_workers("考勤|打卡|出勤记录"),
+            rf"{_W}{_gap(6)}(?:请假|休假|加班|调休){_gap(8)}(?:向|经|由|报){_C}{_gap(6)}(?:申请|批准|审批|同意|核准)"),
         "en": _en(
             rf"{_CE}{_EN_MODAL}\s+(?:keep|record|track|check|manage|take|monitor)s?\s+(?:the\s+|their\s+|its\s+)?(?:daily\s+)?"
             rf"(?:attendance|time\s+records|timesheets)",
@@ -173,7 +184,8 @@ FAMILIES: tuple[Family, ...] = (
             rf"由{_C}(?:直接|统一|负责)?(?:分配|安排|指派|调度|排班|调配)(?!(?:给|至|予)乙方(?!(?:的)?(?:人员|员工)))",
             rf"{_C}{_MODAL}(?:直接)?(?:对)?{_W}(?:的)?(?:工作|岗位|班次)?(?:进行)?(?:排班|调度|调配|调岗|工作安排|岗位调配)",
             rf"{_C}{_MODAL}(?:根据|视){_gap(6)}(?:调配|调度|调整|安排){_W}",
-            rf"{_C}{_MODAL}(?:直接)?(?:指挥|调度|安排|指派){_W}"),
+            rf"{_C}{_MODAL}(?:直接)?(?:指挥|调度|安排|指派){_W}",
+            *_acts_on_workers("分配|派发|下达|指派|布置|排班|调度|调配|工作安排|班次安排")),
         "en": _en(
             rf"{_CE}{_EN_MODAL}\s+(?:assign|allocate|give|issue|distribute)s?\s+(?:daily\s+)?(?:tasks|work|duties|jobs|"
             rf"assignments|instructions|work\s+orders)\s+(?:directly\s+)?to\s+{_THE_WE}",
@@ -193,7 +205,8 @@ FAMILIES: tuple[Family, ...] = (
             rf"{_C}{_MODAL}(?:对)?(?:每名|每位|每个|各|每一)?{_W}(?:个人)?(?:的)?(?:工作表现|个人表现|个人绩效|绩效|工作)?"
             rf"(?:进行)?{_APPRAISE_ZH}",
             rf"{_W}(?:个人)?(?:的)?{_APPRAISE_ZH}(?:结果|工作)?(?:由|以){_C}",
-            rf"(?:绩效评定|绩效考核|绩效考评|个人考核|个人绩效)(?:结果)?(?:由|以){_C}"),
+            rf"(?:绩效评定|绩效考核|绩效考评|个人考核|个人绩效)(?:结果)?(?:由|以){_C}",
+            *_acts_on_workers(_APPRAISE_ZH[3:-1])),
         "en": _en(
             rf"{_CE}{_EN_MODAL}\s+(?:appraise|evaluate|assess|rate|review|score|grade)s?\s+(?:the\s+)?(?:individual\s+)?"
             rf"(?:performance\s+of\s+)?(?:each\s+of\s+|each\s+|every\s+|any\s+of\s+)?{_THE_WE}",
@@ -207,8 +220,9 @@ FAMILIES: tuple[Family, ...] = (
         "en": "The fee is counted per head or per hour worked, or the Client pays the Vendor's Workers itself: "
               "outsourcing is priced on the work results delivered."}, {
         "zh-CN": _zh(
-            rf"(?:按|按照|以|依据|根据)(?:{_W}(?:的)?)?(?:实际)?{_PAY_BASIS_ZH}{_gap(6)}(?:计算|结算|计费|支付|核算|收费|计价)",
+            rf"(?:按|按照|以|依据|根据){_gap(8)}{_PAY_BASIS_ZH}{_gap(6)}(?:计算|结算|计费|支付|核算|收费|计价)",
             r"每人每(?:月|天|日|小时)(?:(?:人民币|¥|￥)?\s*[\d,.]+\s*元|的?(?:服务费|费用|单价|报酬|工资))",
+            rf"每(?:名|位|个){_W}每(?:月|天|日|小时)",
             rf"{_C}(?:直接)?(?:向|给|为){_W}(?:直接)?(?:支付|发放|结算)(?:工资|薪酬|报酬|加班费|奖金|劳动报酬)",
             rf"{_W}(?:的)?(?:工资|薪酬|劳动报酬|加班费|奖金)(?:由){_C}(?:直接)?(?:支付|发放|承担|核定)",
             r"人头费|人月单价|人天单价|人日单价|按人计费"),
@@ -230,7 +244,7 @@ FAMILIES: tuple[Family, ...] = (
               "of labour dispatch; outsourcing delivers a piece of work, not people for posts."}, {
         "zh-CN": _zh(
             rf"{_W}{_gap(12)}(?:临时性|辅助性|替代性|可替代性){_gap(10, '，,。；;不')}岗位",
-            rf"{_W}(?:应|须|可|将)?(?:顶替|替代|顶岗|替补|填补)",
+            rf"{_W}{_gap(4)}(?:顶替|替代|顶岗|替补|填补)",
             rf"(?:填补|补充|顶替){_C}(?:的)?{_gap(6)}(?:岗位空缺|空缺岗位|缺员|空岗|岗位)",
             rf"(?:按|按照|根据){_C}(?:的)?(?:岗位|用工)需求(?:向甲方)?(?:提供|派遣|派驻|输送|招聘)(?:人员|劳动者|员工)",
             r"(?:派遣|输送)(?:人员|劳动者|员工)?(?:至|到)甲方"),
