@@ -9,22 +9,15 @@ from __future__ import annotations
 import sys
 import time
 
-from services.contracts.domain import risk_checks
+from services.contracts.domain import dispatch_line, risk_checks
 from services.contracts.domain.clause_text import ClauseOverBudget, render_blocks
 
 
 def quadratic_dispatch_phrases(text: str, language: str) -> list[str]:
-    """The check as it was: each phrase searched back over its whole sentence."""
-    patterns, negation = ((risk_checks._DISPATCH_ZH, risk_checks._NEGATION_ZH) if language == "zh-CN"
-                          else (risk_checks._DISPATCH_EN, risk_checks._NEGATION_EN))
-    found = []
-    for pattern in patterns:
-        for match in pattern.finditer(text):
-            start = max(text.rfind(p, 0, match.start()) for p in "。；;.\n") + 1
-            if negation.search(text[start:match.start()]) or risk_checks._negated_inside(match.group(0), language):
-                continue
-            found.append(match.group(0))
-    return found
+    """The check as it was: each phrase's negation searched back over its whole sentence."""
+    def whole_sentence(text: str, start: int) -> str:
+        return text[max(text.rfind(p, 0, start) for p in "。；;.\n") + 1:start]
+    return [m.phrase for m in dispatch_line.dispatch_matches(text, language, whole_sentence)]
 
 
 def clause_text(kib: int) -> str:

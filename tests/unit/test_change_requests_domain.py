@@ -90,7 +90,10 @@ def test_new_dates_sla_targets_clauses_and_variables_are_applied_and_recorded():
     assert amended.variables["end_date"] == "2027-06-30"
     assert {m["key"]: m["due_date"] for m in amended.variables["milestones"]}["uat"] == "2026-11-30"
     assert amended.variables["sla_metrics"][0]["target"] == "20"
-    assert amended.positions["ip.ownership"] == {"position": "vendor_background_licence"}
+    # the amended positions are in the form drafting reads (a library position by its key), issue 17
+    assert amended.positions["ip.ownership"] == "vendor_background_licence"
+    assert amended.delta["clauses"]["ip.ownership"] == {"from": {"position": "standard"},
+                                                        "to": {"position": "vendor_background_licence"}}
     assert amended.delta["sla_targets"] == {"p1_response": {"from": "30", "to": "20"}}
     assert amended.delta["variables"]["project_name"]["to"] == "Orders platform, phase 2"
     assert _variables()["end_date"] == "2027-02-28"        # the base is never modified in place

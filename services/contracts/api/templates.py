@@ -38,4 +38,4 @@ def get_template(key: str, request: Request, principal: Principal = Depends(INTE
                           "required": a.slot.required, "when": a.slot.when,
                           "positions": list(a.clause_version.position_keys)} for a in template.articles],
             "variables_schema": template.json_schema(language),
-            "sample_variables": jsonable(template.sample_variables)}
+            "sample_variables": jsonable(template.sample_variables_for(language))}

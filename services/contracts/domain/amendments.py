@@ -11,7 +11,8 @@ from decimal import Decimal
 from typing import Any, Mapping
 
 from services.contracts.domain.amount_words import english_amount_words, rmb_uppercase
-from services.contracts.domain.document import Article, Block, ContractDocument, Paragraph, chinese_counting
+from services.contracts.domain.document import Article, Block, ContractDocument, Paragraph, chinese_counting, typeset
+from services.contracts.domain.formatters import format_date
 
 
 def article_label(number: int, language: str) -> str:
@@ -48,7 +49,7 @@ _WORDS = {
     "en": {
         "title": "Amendment No. {n} to the {title}",
         "preamble": "Whereas the parties{signed} entered into the {title} (Contract No. {number}, the "
-                    "\"Agreement\"), the parties, under the change control clause of the Agreement and change "
+                    "“Agreement”), the parties, under the change control clause of the Agreement and change "
                     "request {cr}, agree to amend the Agreement as follows:",
         "signed": " on {date}", "modified": "{label} ({heading}) of the Agreement is replaced by the following:",
         "added": "The following {label} ({heading}) is added to the Agreement:",
@@ -71,7 +72,8 @@ def amendment_document(old: ContractDocument, new: ContractDocument, delta: Mapp
                        facts: AmendmentFacts) -> ContractDocument:
     words = _WORDS[new.language]
     title = words["title"].format(title=facts.contract_title, n=facts.number)
-    signed = words["signed"].format(date=facts.signed_on) if facts.signed_on else ""
+    # the date in prose as the contract prints dates (2026年12月2日 / 2 December 2026), never ISO
+    signed = words["signed"].format(date=format_date(facts.signed_on, new.language)) if facts.signed_on else ""
     preamble = (Paragraph(words["preamble"].format(signed=signed, title=facts.contract_title,
                                                    number=facts.contract_number, cr=facts.change_request)),)
     articles = [Article("amendment.changes", words["changes"], tuple(_article_changes(old, new)) or
@@ -80,8 +82,9 @@ def amendment_document(old: ContractDocument, new: ContractDocument, delta: Mapp
         articles.append(Article("amendment.price", words["price_heading"],
                                 (_price_sentence(delta["total_price"], new.language, facts.currency),)))
     articles.append(Article("amendment.general", words["general"], tuple(Paragraph(t) for t in words["closing"])))
-    return ContractDocument(language=new.language, title=title, number=facts.contract_number, version=new.version,
-                            preamble=preamble, articles=tuple(articles), signature_blocks=new.signature_blocks)
+    return typeset(ContractDocument(language=new.language, title=title, number=facts.contract_number,
+                                    version=new.version, preamble=preamble, articles=tuple(articles),
+                                    signature_blocks=new.signature_blocks))
 
 
 def _article_changes(old: ContractDocument, new: ContractDocument) -> list[Block]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from services.contracts.domain.clause_text import evaluate_condition, plain_blocks, render_blocks
-from services.contracts.domain.document import Article, ContractDocument, Paragraph, SignatureBlock
+from services.contracts.domain.document import Article, ContractDocument, Paragraph, SignatureBlock, typeset
 from services.contracts.domain.templates import ResolvedTemplate
 
 _WORDING = {
@@ -41,7 +41,7 @@ def render_document(template: ResolvedTemplate, language: str, values: Mapping[s
         articles.append(Article(article.clause_key, article.heading(language), blocks))
     client, vendor = values["client"], values["vendor"]
     sep = wording["sep"]
-    return ContractDocument(
+    return typeset(ContractDocument(
         language=language, title=template.title[language], number=values["contract_number"], version=version,
         preamble=(Paragraph(f"{wording['project']}{sep}{values['project_name']}"),
                   Paragraph(f"{wording['client']}{sep}{client.name}"),
@@ -50,4 +50,4 @@ def render_document(template: ResolvedTemplate, language: str, values: Mapping[s
         signature_blocks=(SignatureBlock(wording["client"], client.name, wording["lines"]),
                           SignatureBlock(wording["vendor"], vendor.name, wording["lines"])),
         closing=(Paragraph(wording["closing"]),),
-    )
+    ))

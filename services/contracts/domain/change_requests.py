@@ -182,12 +182,40 @@ def apply_change(variables: Mapping[str, Any], positions: Mapping[str, Any], cha
             new[name] = value
     new_positions = dict(positions)
     for key, clause in change.clauses.items():
-        choice = {"position": clause.position} if clause.position else {"custom": dict(clause.custom or {})}
-        delta.setdefault("clauses", {})[key] = {"from": positions.get(key, {"position": "standard"}), "to": choice}
-        new_positions[key] = choice
+        # drafting reads a library position as its bare key ("no_convenience"), custom wording as {"custom": ...}
+        wanted = clause.position if clause.position else {"custom": dict(clause.custom or {})}
+        delta.setdefault("clauses", {})[key] = {"from": _as_choice(positions.get(key, "standard")),
+                                                "to": _as_choice(wanted)}
+        new_positions[key] = wanted
     if problems:
         raise Invalid("The proposed change cannot be applied to this contract version.", errors=problems)
     return Amended(new, new_positions, delta)
+
+
+def in_terms_of_the_change(error: Invalid, change: ProposedChange, root: str = "/changes") -> Invalid:
+    """A drafting refusal of the amended version, its pointers moved onto the fields the change sent:
+    /positions/termination is /changes/clauses/termination/position (or .../custom), /variables/x a
+    variable the change set is /changes/variables/x. Pointers to what the change did not send stay."""
+    def moved(pointer: str) -> str:
+        parts = pointer.split("/")
+        if len(parts) >= 3 and parts[1] == "positions" and _unescape(parts[2]) in change.clauses:
+            clause = change.clauses[_unescape(parts[2])]
+            return f"{root}/clauses/{parts[2]}/{'position' if clause.position else 'custom'}"
+        if len(parts) >= 3 and parts[1] == "variables" and _unescape(parts[2]) in change.variables:
+            return f"{root}/variables/" + "/".join(parts[2:])
+        return pointer
+    errors = [{**e, "pointer": moved(e["pointer"])} for e in (error.errors or [])]
+    return Invalid("The proposed change cannot be applied to this contract version: "
+                   + "; ".join(f"{e['pointer']}: {e['detail']}" for e in errors[:5]), errors=errors)
+
+
+def _unescape(token: str) -> str:
+    return token.replace("~1", "/").replace("~0", "~")
+
+
+def _as_choice(given: Any) -> dict[str, Any]:
+    """A position as the change's delta records it: {"position": key}, {"custom": ...} or {"omit": true}."""
+    return {"position": given} if isinstance(given, str) else dict(given)
 
 
 def current_amounts(variables: Mapping[str, Any]) -> dict[str, Decimal]:

@@ -5,7 +5,7 @@ Keeping it plain data means the same version always yields the same document.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Union
 
 
@@ -48,6 +48,34 @@ class ContractDocument:
     articles: tuple[Article, ...] = ()
     signature_blocks: tuple[SignatureBlock, ...] = ()
     closing: tuple[Block, ...] = field(default_factory=tuple)
+
+
+# --- quotation marks ----------------------------------------------------------------------------
+# One style in a document, whatever language: curly double quotes (“ ”), as Chinese typesetting
+# requires and English contracts commonly use. Clause bodies and custom wording may type straight
+# ones ("乙方人员"); they are paired in order within each paragraph or table cell.
+
+def curly_quotes(text: str) -> str:
+    pieces = text.split('"')
+    if len(pieces) == 1:
+        return text
+    return pieces[0] + "".join(("“" if i % 2 else "”") + piece for i, piece in enumerate(pieces[1:], 1))
+
+
+def _typeset_block(block: Block) -> Block:
+    if isinstance(block, Paragraph):
+        return Paragraph(curly_quotes(block.text))
+    return Table(tuple(map(curly_quotes, block.header)),
+                 tuple(tuple(map(curly_quotes, row)) for row in block.rows))
+
+
+def typeset(document: "ContractDocument") -> "ContractDocument":
+    """The document with one style of quotation marks throughout."""
+    blocks = lambda bs: tuple(map(_typeset_block, bs))   # noqa: E731
+    return replace(document, title=curly_quotes(document.title), preamble=blocks(document.preamble),
+                   articles=tuple(replace(a, heading=curly_quotes(a.heading), blocks=blocks(a.blocks))
+                                  for a in document.articles),
+                   closing=blocks(document.closing))
 
 
 _CHINESE_DIGITS = "零一二三四五六七八九"

@@ -8,7 +8,7 @@ never disagree in a contract.
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from services.contracts.domain.amount_words import (check_words_match, english_amount_words, rmb_uppercase,
@@ -65,7 +65,9 @@ def format_money_words(value: Any, language: str, currency: str | None = None) -
 
 
 def format_percent(value: Any, language: str) -> str:
-    number = _as_decimal(value).normalize()
+    """At most two decimals, trailing zeros trimmed: 8.8785046728972 prints 8.88%, 30.00 prints 30%.
+    A tranche's derived share carries more digits than anyone reads; its amount is the exact figure."""
+    number = _as_decimal(value).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP).normalize()
     return f"{number:f}%"
 
 

@@ -18,7 +18,8 @@ from shared.errors import DomainError
 
 _CLAUSE_KEYS = {"key", "title", "versions"}
 _VERSION_KEYS = {"version", "status", "variables", "positions", "notes"}
-_TEMPLATE_KEYS = {"key", "kind", "version", "title", "articles", "variables", "sample_variables"}
+_TEMPLATE_KEYS = {"key", "kind", "version", "title", "articles", "variables", "sample_variables",
+                  "sample_translations"}
 _SLOT_KEYS = {"clause", "version", "when", "required"}
 
 
@@ -100,4 +101,12 @@ def _template(raw: Mapping[str, Any], path: PurePath) -> ContractTemplate:
         key=raw["key"], kind=raw["kind"], version=str(raw["version"]), title=_titles(raw["title"], path),
         articles=tuple(slots),
         variables=tuple(VariableSpec.from_dict(v) for v in variables),
-        sample_variables=raw.get("sample_variables") or {})
+        sample_variables=raw.get("sample_variables") or {},
+        sample_translations=_translations(raw.get("sample_translations") or {}, path))
+
+
+def _translations(raw: Mapping[str, Any], path: PurePath) -> dict[str, Mapping[str, Any]]:
+    unknown = set(raw) - set(LANGUAGES)
+    if unknown:
+        raise LibraryFileError(path, f"sample_translations for unknown language(s) {', '.join(sorted(unknown))}")
+    return dict(raw)

@@ -2,19 +2,18 @@
 
 Each finding has a severity, the clause it concerns, and a stable id (code:clause) by which an
 approver overrides it. High severity blocks approval until overridden with a reason:
-a required clause missing, wording that puts the vendor's workers under the client's direct
-management (the mark of labour dispatch, 劳务派遣, which 劳务派遣暂行规定 art. 27 reclassifies),
-and dispatched workers above the legal share of the workforce (art. 4: 10 %).
+a required clause missing, wording that makes outsourcing work like labour dispatch (劳务派遣, which
+劳务派遣暂行规定 art. 27 reclassifies: one finding per family of signs in `dispatch_line`), and
+dispatched workers above the legal share of the workforce (art. 4: 10 %).
 """
 from __future__ import annotations
 
-import re
-from bisect import bisect_left
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Iterable, Iterator, Literal
 
 from services.contracts.domain.approvals import RiskLimits
+from services.contracts.domain.dispatch_line import FAMILIES, dispatch_matches, dispatch_phrases  # noqa: F401
 from services.contracts.domain.document import ContractDocument, Paragraph, Table
 from shared.events.contracts import ContractTerms
 
@@ -31,6 +30,7 @@ class Finding:
     severity: Severity
     clause: str | None
     message: str
+    messages: dict[str, str] | None = field(default=None, compare=False)   # by language, where written in both
 
     @property
     def id(self) -> str:
@@ -41,7 +41,10 @@ class Finding:
         return self.severity == "high"
 
     def to_dict(self) -> dict:
-        return {"id": self.id, **asdict(self), "blocking": self.blocking}
+        answer = {"id": self.id, **asdict(self), "blocking": self.blocking}
+        if answer["messages"] is None:
+            del answer["messages"]
+        return answer
 
 
 @dataclass(frozen=True)
@@ -133,69 +136,20 @@ def _non_standard_positions(facts: VersionFacts) -> Iterator[Finding]:
 
 # --- labour dispatch ------------------------------------------------------------------------------
 
-# Wording that hands the client the direction of the vendor's workers. Negated wording
-# ("甲方不对乙方人员进行管理", "The Client does not manage ...") is the opposite and is skipped.
-_WORKERS_ZH = r"(?:乙方(?:的)?(?:人员|员工|工作人员|劳动者|外包人员)|外包人员|乙方派驻人员)"
-_DISPATCH_ZH = [re.compile(p) for p in (
-    r"甲方(?:有权|可以|可|负责|应当|应|将)?(?:直接)(?:管理|指挥|调度|安排|考核|考勤)",
-    r"(?:由|受|接受|服从|听从)甲方(?:的)?(?:直接)?(?:管理|指挥|调度|领导|安排|考勤|考核)",
-    r"服从甲方",
-    r"甲方(?:有权|可以|可|负责)(?:对)?" + _WORKERS_ZH + r"?(?:进行)?(?:管理|指挥|考勤|考核|奖惩|辞退|退回|调岗)",
-    r"甲方(?:的)?(?:规章制度|劳动纪律|员工手册)(?:适用于|同样适用于)" + _WORKERS_ZH,
-    _WORKERS_ZH + r"(?:应)?(?:纳入|列入)甲方(?:的)?(?:员工|人员)?(?:管理|考勤|考核)",
-)]
-_NEGATION_ZH = re.compile(r"(?:不|不得|无权|禁止|并非|非|未|不应|避免)[^，,。；;]{0,12}$")
-
-_DISPATCH_EN = [re.compile(p, re.IGNORECASE) for p in (
-    r"under the (?:direct )?(?:management|direction|supervision|control|command) of the client",
-    r"under the client'?s (?:direct )?(?:management|direction|supervision|control|command)",
-    r"the client (?:shall|may|will|is entitled to|has the right to)(?: directly)? "
-    r"(?:manage|direct|supervise|command|dismiss|discipline|appraise|schedule|return)\b[^.;]{0,40}"
-    r"(?:vendor'?s (?:workers|personnel|staff|employees)|workers|personnel)",
-    r"subject to the client'?s (?:rules|policies|work rules|attendance)",
-    r"(?:workers|personnel|staff) (?:shall|will) (?:obey|follow the instructions of|report to) the client",
-)]
-_NEGATION_EN = re.compile(r"\b(?:not|no|never|nothing|neither|nor|without|instead of)\b[^.;]{0,40}$", re.IGNORECASE)
-
-
-# How far back from a phrase a negation can start: its longest word plus the gap the negation
-# pattern allows ({0,12} in Chinese, {0,40} in English), with a margin. Reading only this tail of
-# the sentence keeps the check linear in the text: searching the whole lead-in of each phrase made
-# it quadratic (a 468 KiB clause took 78 s).
-_NEGATION_REACH = {"zh-CN": 32, "en": 64}
-_SENTENCE_BREAKS = re.compile(r"[。；;.\n]")
-
-
-def dispatch_phrases(text: str, language: str) -> list[str]:
-    """The phrases in `text` that put workers under the client's direct management (negations skipped)."""
-    patterns, negation = (_DISPATCH_ZH, _NEGATION_ZH) if language == "zh-CN" else (_DISPATCH_EN, _NEGATION_EN)
-    reach = _NEGATION_REACH["zh-CN" if language == "zh-CN" else "en"]
-    breaks = [m.start() for m in _SENTENCE_BREAKS.finditer(text)]   # once per text, in order
-    found = []
-    for pattern in patterns:
-        for match in pattern.finditer(text):
-            before = bisect_left(breaks, match.start())
-            sentence_start = breaks[before - 1] + 1 if before else 0
-            lead_in = text[max(sentence_start, match.start() - reach):match.start()]
-            if negation.search(lead_in) or _negated_inside(match.group(0), language):
-                continue
-            found.append(match.group(0))
-    return found
-
-
-def _negated_inside(phrase: str, language: str) -> bool:
-    return bool(re.search(r"不|无权|不得", phrase)) if language == "zh-CN" else bool(
-        re.search(r"\b(?:not|never)\b", phrase, re.IGNORECASE))
-
-
 def _dispatch_wording(facts: VersionFacts) -> Iterator[Finding]:
+    """One finding per family of dispatch signs (dispatch_line.FAMILIES) in each article."""
     for article in facts.document.articles:
-        phrases = [p for text in _texts(article.blocks) for p in dispatch_phrases(text, facts.language)]
-        if phrases:
-            quoted = "; ".join(dict.fromkeys(phrases))
-            yield Finding("dispatch_reclassification_risk", "high", article.clause_key,
-                          f"Wording puts the vendor's workers under the client's direct management ({quoted}): "
-                          "the arrangement risks being treated as labour dispatch.")
+        by_family: dict[str, list[str]] = {}
+        for text in _texts(article.blocks):
+            for match in dispatch_matches(text, facts.language):
+                by_family.setdefault(match.family, []).append(match.phrase)
+        for family in FAMILIES:
+            if family.key in by_family:
+                quoted = "; ".join(dict.fromkeys(by_family[family.key]))
+                yield Finding(f"dispatch_{family.key}", family.severity, article.clause_key,
+                              f"{family.message['en']} ({quoted})",
+                              messages={lang: f"{text}（{quoted}）" if lang == "zh-CN" else f"{text} ({quoted})"
+                                        for lang, text in family.message.items()})
 
 
 def _dispatched_share(facts: VersionFacts, limits: RiskLimits) -> Iterator[Finding]:

@@ -62,6 +62,13 @@ class ContractTemplate:
     articles: tuple[ArticleSlot, ...]
     variables: tuple[VariableSpec, ...] = ()
     sample_variables: Mapping[str, Any] = field(default_factory=dict)
+    # What differs in another language's samples (names, addresses, labels), merged over sample_variables:
+    # {"en": {"client": {"name": ...}, "tranches": [{"label": ...}, ...]}}.
+    sample_translations: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def sample_variables_for(self, language: str) -> dict[str, Any]:
+        """The sample variables a contract in `language` is drafted from (zh-CN: sample_variables)."""
+        return _merged(self.sample_variables, self.sample_translations.get(language) or {})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "version", SemVer.parse(self.version))
@@ -117,6 +124,9 @@ class ResolvedTemplate:
     @property
     def sample_variables(self) -> Mapping[str, Any]:
         return self.template.sample_variables
+
+    def sample_variables_for(self, language: str) -> dict[str, Any]:
+        return self.template.sample_variables_for(language)
 
     @cached_property
     def schema(self) -> VariableSchema:
@@ -195,3 +205,13 @@ class ContractLibrary:
         if self._templates.get(template.key) is template:
             self._resolved[template.key] = resolved
         return resolved
+
+
+def _merged(base: Any, over: Any) -> Any:
+    """`over` on `base`: mappings key by key, lists of one length item by item, anything else replaced."""
+    if isinstance(base, Mapping) and isinstance(over, Mapping):
+        return {**{k: _merged(v, over[k]) if k in over else v for k, v in base.items()},
+                **{k: v for k, v in over.items() if k not in base}}
+    if isinstance(base, (list, tuple)) and isinstance(over, (list, tuple)) and len(base) == len(over):
+        return [_merged(b, o) for b, o in zip(base, over)]
+    return over

@@ -19,9 +19,10 @@ from services.contracts.domain.change_request import ChangeRequest
 from services.contracts.domain.change_approval import (DEFAULT_CHANGE_POLICY, Assessment, ChangePolicy, ChangeReview,
                                                        price_change)
 from services.contracts.domain.change_requests import (Amended, ChangeStatus, ProposedChange, apply_change, assessment_due,
-                                                       find_overlap)
+                                                       find_overlap, in_terms_of_the_change)
 from services.contracts.domain.contract import Contract, amendment_blockers, terms_of
 from services.contracts.domain.drafting import draft
+from services.contracts.domain.variables import VariablesInvalid
 from services.contracts.service_layer import drafting
 from services.contracts.service_layer.lifecycle import approval_policy
 from services.contracts.service_layer.unit_of_work import ContractsUnitOfWork
@@ -83,7 +84,10 @@ def _amended(uow: ContractsUnitOfWork, library: drafting.Library, contract: Cont
     amended = apply_change(current.variables, drafting.position_inputs(current.positions), change,
                            uow.tranche_locks.of_contract(contract.id))
     template = library.template(current.template_key)
-    drafted = draft(template, current.language, amended.variables, amended.positions, version=contract.version + 1)
+    try:
+        drafted = draft(template, current.language, amended.variables, amended.positions, version=contract.version + 1)
+    except VariablesInvalid as refused:
+        raise in_terms_of_the_change(refused, change) from None
     return amended, drafted
 
 
