@@ -1,7 +1,7 @@
 """contract vendor party (counterparty scoping, issue 16)
 
 Revision ID: v16a0c1d2e3f4
-Revises: c0a1b2c3d4e5
+Revises: c7d1e4a9b2f6
 Create Date: 2026-12-02 17:40:00
 
 `contracts.vendor_party`: the vendor party's 统一社会信用代码, copied from the current version's terms,
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 
 revision: str = 'v16a0c1d2e3f4'
-down_revision: Union[str, None] = 'c0a1b2c3d4e5'
+down_revision: Union[str, None] = 'c7d1e4a9b2f6'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -1,7 +1,7 @@
 """payment schedule vendor party (counterparty scoping, issue 16)
 
 Revision ID: v16b0c1d2e3f4
-Revises: p0a1b2c3d4e5
+Revises: p7d1e4a9b2f6
 Create Date: 2026-12-02 17:50:00
 
 `payment_schedules.vendor_party`: the vendor party's 统一社会信用代码 from the ContractTerms the
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 
 revision: str = 'v16b0c1d2e3f4'
-down_revision: Union[str, None] = 'p0a1b2c3d4e5'
+down_revision: Union[str, None] = 'p7d1e4a9b2f6'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -1,7 +1,7 @@
 """idempotency keys per user: another user re-using a key gets its own effect, not the first user's answer
 
 Revision ID: s7d1e4a9b2f6
-Revises: s0a1b2c3d4e5
+Revises: f16eedc0de01
 Create Date: 2026-12-02 17:40:00
 """
 from typing import Sequence, Union
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 
 revision: str = 's7d1e4a9b2f6'
-down_revision: Union[str, None] = 's0a1b2c3d4e5'
+down_revision: Union[str, None] = 'f16eedc0de01'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

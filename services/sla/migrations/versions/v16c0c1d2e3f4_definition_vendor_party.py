@@ -1,7 +1,7 @@
 """SLA definition vendor party (counterparty scoping, issue 16)
 
 Revision ID: v16c0c1d2e3f4
-Revises: s0a1b2c3d4e5
+Revises: s7d1e4a9b2f6
 Create Date: 2026-12-02 17:55:00
 
 `sla_definitions.vendor_party`: the vendor party's 统一社会信用代码 from the ContractTerms of
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 
 revision: str = 'v16c0c1d2e3f4'
-down_revision: Union[str, None] = 's0a1b2c3d4e5'
+down_revision: Union[str, None] = 's7d1e4a9b2f6'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
