@@ -110,3 +110,101 @@ def test_a_stalling_mail_relay_cannot_hold_a_send_past_its_deadline(behaviour):
             assert relay.written < 100
     finally:
         relay.stop()
+
+
+# --- dead letters over the admin API -----------------------------------------------------------
+
+from collections import Counter  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from fastapi.testclient import TestClient  # noqa: E402
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select  # noqa: E402
+
+from shared.envelope import Envelope  # noqa: E402
+from shared.events.base import EventPayload  # noqa: E402
+from shared.kafka import Subscription  # noqa: E402
+from shared.service import Runtime, ServiceSpec, create_app, with_bookkeeping  # noqa: E402
+from tests.helpers import auth  # noqa: E402
+from tests.integration.test_event_backbone import TOPIC, _sample, producer_spec, runtime  # noqa: E402
+
+
+class OrgNote(EventPayload):
+    """A note of one organisation (events carry their organisation, as every service's do)."""
+    event_type = "org_note.written"
+    topic = TOPIC
+    contract_id: str
+    org: str
+    text: str
+
+
+def note_consumer_spec(failing: set[str], name: str = "consumer") -> ServiceSpec:
+    """Records one effect (event id, key, text) per note; a note whose text is in `failing` raises."""
+    md = with_bookkeeping(MetaData())
+    effects = Table("effects", md, Column("n", Integer, primary_key=True, autoincrement=True),
+                    Column("event_id", String(64)), Column("key", String(40)), Column("text", String(40)))
+
+    def on_note(envelope: Envelope, uow) -> None:
+        note = envelope.payload(OrgNote)
+        if note.text in failing:
+            raise ValueError(f"{note.text} cannot be handled yet")
+        uow.session.execute(insert(effects).values(event_id=envelope.id, key=note.contract_id, text=note.text))
+
+    return ServiceSpec(name=name, metadata=md, migrations_dir=Path("."), routers=[],
+                       subscription=Subscription((TOPIC,), {OrgNote.event_type: on_note}),
+                       on_start=lambda rt: md.create_all(rt.db.writer))
+
+
+def applied(rt: Runtime) -> list[str]:
+    t = rt.spec.metadata.tables["effects"]
+    with rt.db.read_session() as s:
+        return [r.text for r in s.execute(select(t.c.text).order_by(t.c.n))]
+
+
+def write(rt: Runtime, org: str, *texts: str, key: str = "") -> None:
+    with rt.uow() as uow:
+        for text in texts:
+            uow.emit(OrgNote(contract_id=key or f"c-{text}", org=org, text=text))
+        uow.commit()
+
+
+def test_dead_letters_are_listed_and_redriven_per_organisation_once_each(make_settings):
+    failing = {"acme-bad-1", "acme-bad-2", "globex-bad"}
+    prod = runtime(producer_spec(), make_settings)
+    app = create_app(note_consumer_spec(failing), make_settings("consumer", migrate_on_start=False))
+    acme, globex = auth("admin", org="acme"), auth("admin", org="globex")
+    try:
+        with TestClient(app, raise_server_exceptions=False) as client:
+            cons = app.state.runtime
+            write(prod, "acme", "acme-ok-1", "acme-bad-1", "acme-bad-2")
+            write(prod, "globex", "globex-bad", "globex-ok")
+            wait_until(lambda: _sample(cons, "qiyue_events_dead_lettered_total") == 3, 40, message="three letters")
+            wait_until(lambda: sorted(applied(cons)) == ["acme-ok-1", "globex-ok"], 20, message="the good notes")
+
+            def listed(headers) -> list[str]:
+                answer = client.get("/v1/admin/dead-letters", headers=headers)
+                assert answer.status_code == 200, answer.text
+                return sorted(i["event_type"] + ":" + i["error"].split()[0] for i in answer.json()["items"])
+            wait_until(lambda: len(listed(acme)) == 2, 20, message="acme's two letters listed")
+            assert listed(acme) == ["org_note.written:acme-bad-1", "org_note.written:acme-bad-2"]
+            assert listed(globex) == ["org_note.written:globex-bad"]          # never the other's
+            assert client.get("/v1/admin/dead-letters", headers=auth("viewer", org="acme")).status_code == 403
+            assert client.post("/v1/admin/dead-letters/redrive", headers=auth("legal", org="acme")).status_code == 403
+
+            failing.clear()                                                   # the cause is fixed
+            answer = client.post("/v1/admin/dead-letters/redrive", headers=acme)
+            assert answer.status_code == 200 and answer.json() == {"redriven": 2}, answer.text
+            wait_until(lambda: {"acme-bad-1", "acme-bad-2"} <= set(applied(cons)), 30, message="acme's redriven")
+            assert client.post("/v1/admin/dead-letters/redrive", headers=acme).json() == {"redriven": 0}
+            assert listed(acme) == []
+            # A fence: a note written now is applied after anything redriven before it.
+            write(prod, "acme", "fence")
+            wait_until(lambda: "fence" in applied(cons), 30, message="the fence")
+            assert "globex-bad" not in applied(cons)                          # not globex's to redrive by acme
+
+            assert client.post("/v1/admin/dead-letters/redrive", headers=globex).json() == {"redriven": 1}
+            wait_until(lambda: "globex-bad" in applied(cons), 30, message="globex's redriven")
+            assert Counter(applied(cons)) == Counter({t: 1 for t in (
+                "acme-ok-1", "acme-bad-1", "acme-bad-2", "globex-bad", "globex-ok", "fence")})
+            assert _sample(cons, "qiyue_events_dead_lettered_total") == 3     # none failed again
+    finally:
+        prod.stop()
