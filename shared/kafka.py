@@ -398,6 +398,9 @@ class EventConsumer(_Loop):
         self.after_effect: Callable[[Envelope], None] | None = None  # fault-injection point for tests
         self._next_probe = 0.0
         self._known_topic_ids: dict = {}
+        self._committed: dict[TopicPartition, int] = {}    # our group's committed offsets, for the lag
+        self._ends: dict[TopicPartition, int] = {}
+        self._lag_assignment: set = set()
 
     def tick(self) -> None:
         try:
@@ -405,6 +408,8 @@ class EventConsumer(_Loop):
             batch = consumer.poll(timeout_ms=500, max_records=self.max_batch)
             if consumer.assignment():
                 self.ready.set()
+            if batch:
+                self._report_lag(consumer, refresh=False)   # the batch in hand is backlog until committed
             offsets = {}
             for tp, messages in batch.items():
                 if self.stopping:
@@ -439,6 +444,7 @@ class EventConsumer(_Loop):
         effects are committed, so the partitions' next owner is redelivered them and the inbox drops them."""
         try:
             consumer.commit(offsets)
+            self._committed.update({tp: o.offset for tp, o in offsets.items()})
         except (CommitFailedError, RebalanceInProgressError, UnknownMemberIdError, IllegalGenerationError) as exc:
             log.info("consumer %s: offsets not committed (%s); the inbox absorbs the redelivery", self.group_id, exc)
 
@@ -645,18 +651,35 @@ class EventConsumer(_Loop):
             return {}
         return {t: cluster.topic_id(t) for t in consumer.subscription() or () if cluster.topic_id(t)}
 
-    def _report_lag(self, consumer: KafkaConsumer) -> None:
+    def _report_lag(self, consumer: KafkaConsumer, refresh: bool = True) -> None:
+        """Per partition, what is not committed yet: max(end offset, last consumed + 1) - committed.
+
+        Not end - position: a batch polled but not yet applied is still backlog (the position has
+        passed it), and a broker's high watermark can run behind what it has already served
+        (Tansu did), which made end - position read 0 with a backlog waiting. `refresh` asks the
+        broker for the end offsets; without it the last ones and the fetch's high watermark are used.
+        """
         assignment = consumer.assignment()
         if not assignment:
             return
+        if assignment != self._lag_assignment:   # a rebalance: another member may have committed since
+            self._committed.clear()
+            self._lag_assignment = set(assignment)
         try:
-            ends = consumer.end_offsets(list(assignment))
+            if refresh:
+                self._ends.update(consumer.end_offsets(list(assignment)))
+            for tp in assignment:
+                committed = self._committed_offset(consumer, tp)
+                served = max(self._ends.get(tp, 0), consumer.highwater(tp) or 0, consumer.position(tp) or 0)
+                self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, served - committed))
         except KafkaError:
             return
-        for tp in assignment:
-            position = consumer.position(tp)
-            if position is not None:
-                self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, ends.get(tp, 0) - position))
+
+    def _committed_offset(self, consumer: KafkaConsumer, tp: TopicPartition) -> int:
+        if tp not in self._committed:
+            committed = consumer.committed(tp)
+            self._committed[tp] = committed if committed is not None else consumer.beginning_offsets([tp])[tp]
+        return self._committed[tp]
 
     def _get_consumer(self) -> KafkaConsumer:
         if self._consumer is None:
@@ -676,6 +699,8 @@ class EventConsumer(_Loop):
 
     def _close(self, leave: bool = True) -> None:
         self._known_topic_ids.clear()
+        self._committed.clear()
+        self._ends.clear()
         if self._consumer is not None:
             try:
                 if not leave:   # forget our membership so close() sends no LeaveGroup (see _watch_broker)

@@ -208,3 +208,36 @@ def test_dead_letters_are_listed_and_redriven_per_organisation_once_each(make_se
             assert _sample(cons, "qiyue_events_dead_lettered_total") == 3     # none failed again
     finally:
         prod.stop()
+
+
+# --- the consumer lag metric -------------------------------------------------------------------
+
+def test_the_consumer_lag_shows_the_backlog_in_hand_and_drains_to_zero(make_settings):
+    gate, notes = threading.Event(), [f"n{i}" for i in range(30)]
+    md = with_bookkeeping(MetaData())
+    effects = Table("effects", md, Column("n", Integer, primary_key=True, autoincrement=True),
+                    Column("text", String(40)))
+
+    def on_note(envelope: Envelope, uow) -> None:
+        gate.wait(60)              # the first batch is held in hand: polled, not yet applied
+        uow.session.execute(insert(effects).values(text=envelope.payload(OrgNote).text))
+
+    spec = ServiceSpec(name="consumer", metadata=md, migrations_dir=Path("."), routers=[],
+                       subscription=Subscription((TOPIC,), {OrgNote.event_type: on_note}),
+                       on_start=lambda rt: md.create_all(rt.db.writer))
+    prod, cons = runtime(producer_spec(), make_settings), runtime(spec, make_settings)
+    try:
+        wait_until(cons.consumer.ready.is_set, 30, message="consumer assigned")
+        write(prod, "acme", *notes, key="one-contract")          # one key: one partition, one poll
+        wait_until(lambda: _sample(cons, "qiyue_consumer_lag") == 30, 30, message="the backlog of 30 shown")
+        gate.set()
+
+        def stored() -> int:
+            with cons.db.read_session() as s:
+                return len(s.execute(select(effects.c.n)).all())
+        wait_until(lambda: stored() == 30, 30, message="all thirty applied")
+        wait_until(lambda: _sample(cons, "qiyue_consumer_lag") == 0, 30, message="the lag drained to 0")
+    finally:
+        gate.set()
+        cons.stop()
+        prod.stop()
