@@ -241,3 +241,85 @@ def test_the_consumer_lag_shows_the_backlog_in_hand_and_drains_to_zero(make_sett
         gate.set()
         cons.stop()
         prod.stop()
+
+
+# --- a consumer process killed between its effects and its offset commit ----------------------
+
+import os  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+from shared.settings import ROOT  # noqa: E402
+
+
+def consumer_process(settings, topic_prefix: str, log: Path, hold_after: int = 0,
+                     marker: Path | None = None) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QIYUE_")}
+    command = [sys.executable, "-m", "tests.integration.backbone_consumer", "--database-url", settings.database_url,
+               "--bootstrap", settings.kafka_bootstrap, "--prefix", topic_prefix]
+    if hold_after:
+        command += ["--hold-after", str(hold_after), "--marker", str(marker)]
+    with log.open("ab") as output:
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+
+
+def effect_ids(db_url: str) -> list[str]:
+    from shared.db import Database
+
+    db = Database.connect(db_url)
+    try:
+        effects = note_consumer_spec(set()).metadata.tables["effects"]
+        with db.read_session() as s:
+            return list(s.scalars(select(effects.c.event_id)))
+    except Exception:
+        return []          # the table is not there yet: the process has not started
+    finally:
+        db.dispose()
+
+
+def burst(prod: Runtime, tag: str, count: int) -> None:
+    """`count` notes over twelve contracts (so on every partition), ten to a transaction."""
+    texts = [f"{tag}-{i}" for i in range(count)]
+    for start in range(0, count, 10):
+        with prod.uow() as uow:
+            for text in texts[start:start + 10]:
+                uow.emit(OrgNote(contract_id=f"c-{hash(text) % 12}", org="acme", text=text))
+            uow.commit()
+
+
+def outbox_ids(prod: Runtime) -> set[str]:
+    t = prod.tables["outbox"]
+    with prod.db.read_session() as s:
+        return set(s.scalars(select(t.c.event_id)))
+
+
+def test_a_consumer_process_killed_between_effects_and_offset_commit_applies_each_event_once(
+        make_settings, topic_prefix, tmp_path):
+    prod = runtime(producer_spec(), make_settings)
+    settings = make_settings("consumer")
+    log, marker = tmp_path / "consumer.log", tmp_path / "held"
+    first = second = None
+    try:
+        burst(prod, "before", 150)
+        wait_until(lambda: len(outbox_ids(prod)) == 150, 10, message="the burst written")
+        first = consumer_process(settings, topic_prefix, log, hold_after=5, marker=marker)
+        wait_until(marker.exists, 60, message=f"the process held mid-batch:\n{log.read_text()[-2000:]}")
+        in_the_window = len(effect_ids(settings.database_url))
+        assert in_the_window >= 5                  # its batch's effects are committed, its offsets are not
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        burst(prod, "during", 50)                  # more keeps coming while it is dead
+
+        second = consumer_process(settings, topic_prefix, log)
+        everything = outbox_ids(prod)
+        wait_until(lambda: set(effect_ids(settings.database_url)) == everything, 90,
+                   message=f"every event applied after the restart:\n{log.read_text()[-2000:]}")
+        applied_ids = effect_ids(settings.database_url)
+        assert len(applied_ids) == len(everything) == 200                 # 0 lost, 0 doubled
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait(10)
+        prod.stop()
