@@ -323,3 +323,41 @@ def test_a_consumer_process_killed_between_effects_and_offset_commit_applies_eac
                 process.kill()
                 process.wait(10)
         prod.stop()
+
+
+# --- the database away for 5 s under consumption (PostgreSQL) -----------------------------------
+
+from tests.tcp_proxy import TcpProxy  # noqa: E402
+
+
+def test_the_database_unreachable_for_5_s_under_consumption_dead_letters_nothing(backend, databases, make_settings):
+    if backend != "postgres":
+        pytest.skip("a TCP proxy stands between the service and PostgreSQL; SQLite has no line to cut")
+    direct = databases.new("consumer")
+    host_port = direct.split("@", 1)[1].split("/", 1)[0]
+    proxy = TcpProxy(host_port.rsplit(":", 1)[0], int(host_port.rsplit(":", 1)[1]) if ":" in host_port else 5432)
+    proxied = direct.replace(f"@{host_port}/", f"@127.0.0.1:{proxy.port}/")
+    prod = runtime(producer_spec(), make_settings)
+    cons = runtime(note_consumer_spec(set()), make_settings, database_url=proxied)
+    try:
+        wait_until(cons.consumer.ready.is_set, 30, message="consumer assigned")
+        burst(prod, "before", 40)
+        wait_until(lambda: len(applied(cons)) == 40, 30, message="consuming before the cut")
+
+        proxy.cut()
+        cut_at, written = time.monotonic(), 40
+        while time.monotonic() - cut_at < 5.0:       # events keep flowing for the 5 s the database is away
+            burst(prod, f"cut{written}", 10)
+            written += 10
+            threading.Event().wait(0.25)             # pacing the writer, not waiting for anything
+        proxy.restore()
+
+        everything = outbox_ids(prod)
+        wait_until(lambda: set(effect_ids(direct)) == everything, 90, message="consuming resumed by itself")
+        assert len(effect_ids(direct)) == len(everything) == written      # 0 lost, 0 doubled
+        assert _sample(cons, "qiyue_events_dead_lettered_total") == 0      # nothing dead-lettered for it
+        assert _sample(cons, "qiyue_events_consumed_total", outcome="retried") >= 1   # it did meet the outage
+    finally:
+        cons.stop()
+        prod.stop()
+        proxy.close()
