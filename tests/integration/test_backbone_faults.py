@@ -120,6 +120,7 @@ from pathlib import Path  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select  # noqa: E402
 
+from shared import dead_letters  # noqa: E402
 from shared.envelope import Envelope  # noqa: E402
 from shared.events.base import EventPayload  # noqa: E402
 from shared.kafka import Subscription  # noqa: E402
@@ -206,6 +207,13 @@ def test_dead_letters_are_listed_and_redriven_per_organisation_once_each(make_se
             assert Counter(applied(cons)) == Counter({t: 1 for t in (
                 "acme-ok-1", "acme-bad-1", "acme-bad-2", "globex-bad", "globex-ok", "fence")})
             assert _sample(cons, "qiyue_events_dead_lettered_total") == 3     # none failed again
+            # `qiyue dlq redrive` (every organisation, its own redrive group) sends all three once
+            # more, once: the inbox absorbs them.
+            where = (cons.settings.kafka_bootstrap, cons.consumer.group_id, [cons.settings.topic_prefix + TOPIC])
+            assert dead_letters.redrive(*where) == 3 and dead_letters.redrive(*where) == 0
+            wait_until(lambda: _sample(cons, "qiyue_events_consumed_total", outcome="duplicate") >= 3, 30,
+                       message="the command's copies absorbed")
+            assert len(applied(cons)) == 6
     finally:
         prod.stop()
 
