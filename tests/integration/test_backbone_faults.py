@@ -420,3 +420,39 @@ def test_one_contracts_events_arrive_in_order_when_the_broker_restarts_mid_batch
         cons.stop()
         prod.stop()
         broker.stop()
+
+
+# --- on SQLite, the last signature's DOCX is rendered outside the write lock --------------------
+
+def test_the_last_signature_renders_its_document_outside_the_write_lock(backend, start_service, monkeypatch):
+    """While the DOCX renders, another writer (a consumer, say) gets the SQLite write lock at once."""
+    import sqlite3
+
+    from services.contracts.service_layer import lifecycle
+    from tests.integration.test_contracts_lifecycle import REVIEWER, VENDOR, act, ok, seed
+
+    if backend != "sqlite":
+        pytest.skip("the single write lock is SQLite's")
+    contracts = start_service("contracts")
+    path = contracts.app.state.runtime.settings.db_url().split("///", 1)[1]
+    cid = seed(contracts, status="out_for_signature")
+    probes: list[str] = []
+    render = lifecycle.render_docx
+
+    def render_while_probing(document):
+        other = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")      # what a consumer's unit of work does first
+            other.execute("ROLLBACK")
+            probes.append("free")
+        except sqlite3.OperationalError as exc:
+            probes.append(str(exc))
+        finally:
+            other.close()
+        return render(document)
+
+    monkeypatch.setattr(lifecycle, "render_docx", render_while_probing)
+    ok(act(contracts, cid, "sign", VENDOR, party="vendor", signatory="林嘉怡", method="electronic"))
+    signed = ok(act(contracts, cid, "sign", REVIEWER, party="client", signatory="何建平", method="company_seal"))
+    assert signed["signed_sha256"]
+    assert probes == ["free"]                      # rendered once, with the write lock free
