@@ -50,3 +50,8 @@ class Unauthorized(DomainError):
 
 def field_error(pointer: str, detail: str) -> dict:
     return {"pointer": pointer, "detail": detail}
+
+
+class Unavailable(DomainError):
+    """Something the answer depends on (the broker) does not answer now; try again later."""
+    status, title = 503, "Service unavailable"

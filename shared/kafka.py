@@ -20,7 +20,8 @@ from typing import Callable, Iterable
 from pydantic import ValidationError
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import (CommitFailedError, IllegalGenerationError, KafkaError, RebalanceInProgressError,
+from kafka.errors import (CommitFailedError, IllegalGenerationError, KafkaError, KafkaTimeoutError,
+                          RebalanceInProgressError,
                           TopicAlreadyExistsError, UnknownMemberIdError)
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from sqlalchemy import Table, func, insert, select, update
@@ -80,16 +81,64 @@ def make_admin(bootstrap: str, client_id: str) -> KafkaAdminClient:
                             reconnect_backoff_ms=100, reconnect_backoff_max_ms=1000)
 
 
-def make_producer(bootstrap: str) -> KafkaProducer:
+# The producer's time limits, and the relay lease that must outlive what they allow.
+PRODUCE_REQUEST_TIMEOUT_S = 5.0    # one produce request, sent to acknowledged
+PRODUCE_MAX_BLOCK_S = 3.0          # send() waiting for metadata or buffer room
+PRODUCE_RETRY_BACKOFF_S = 0.1
+# The relay's producer does not retry by itself (retries=0): a record that fails stops the
+# relay's batch at once (see OutboxRelay.publish_pending), and the relay publishes again from the
+# oldest unsent row after its own backoff. With the producer retrying, the records behind a failed
+# one went on to a broker that had restarted empty, ahead of the rows it had lost and the relay
+# republished: one contract's events overtook each other. So a record is settled within one
+# request timeout of its send(), and the delivery timeout is that plus a margin.
+PRODUCE_DELIVERY_TIMEOUT_S = PRODUCE_REQUEST_TIMEOUT_S + 0.5
+# The relay renews its lease before every send() and every FLUSH_SLICE_S while it waits for the
+# broker, and a relay that cannot renew force-closes its producer (nothing pending is sent after).
+# So between a renewal and the end of everything this relay can still put on the broker there
+# are at most: one send() blocked (max block) + one flush slice + the one request in flight
+# (request timeout) + closing the producer (PRODUCER_CLOSE_S) = 3 + 1 + 5 + 1 = 10 s. The lease
+# must outlive that, or another replica could publish a contract's newer events while one of
+# ours is still on its way: RELAY_LEASE_TTL_S = 10 + 2 s of margin.
+FLUSH_SLICE_S = 1.0
+PRODUCER_CLOSE_S = 1.0
+RELAY_LEASE_TTL_S = PRODUCE_MAX_BLOCK_S + FLUSH_SLICE_S + PRODUCE_REQUEST_TIMEOUT_S + PRODUCER_CLOSE_S + 2.0
+
+
+def make_producer(bootstrap: str, retries: int = 5) -> KafkaProducer:
     # acks=all and one request in flight: an event is durable before it is marked sent, in order.
     # Idempotence is off: consumers deduplicate by event id, and a broker that lost its state
     # (memory-only in development) would otherwise refuse the old producer id forever.
     # No auto-creation: a topic is created by us with its configured partitions, never by a metadata
     # request with the broker's default count (a recreated topic came back with 4 instead of 6).
-    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=5, linger_ms=0, enable_idempotence=False,
-                         allow_auto_create_topics=False,
-                         max_in_flight_requests_per_connection=1, request_timeout_ms=10000,
-                         max_block_ms=10000, reconnect_backoff_max_ms=1000)
+    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=retries, linger_ms=0,
+                         enable_idempotence=False, allow_auto_create_topics=False,
+                         max_in_flight_requests_per_connection=1,
+                         request_timeout_ms=int(PRODUCE_REQUEST_TIMEOUT_S * 1000),
+                         retry_backoff_ms=int(PRODUCE_RETRY_BACKOFF_S * 1000),
+                         delivery_timeout_ms=int(PRODUCE_DELIVERY_TIMEOUT_S * (retries + 1) * 1000),
+                         max_block_ms=int(PRODUCE_MAX_BLOCK_S * 1000), reconnect_backoff_max_ms=1000)
+
+
+def close_producer_now(producer: KafkaProducer) -> None:
+    """Close a producer and drop what it has not sent yet.
+
+    kafka-python's close(timeout) flushes first and raises when a record is still pending, which
+    leaves its sender thread running: a zombie that goes on retrying old records and delivers them
+    later, behind newer ones a new producer sent meanwhile (one contract's events out of order).
+    The sender is forced closed first, so pending records fail at once and nothing goes out after.
+    """
+    sender = getattr(producer, "_sender", None)
+    if sender is not None:
+        sender.force_close()
+        sender.join(PRODUCER_CLOSE_S)
+    try:
+        producer.close(timeout=PRODUCER_CLOSE_S)
+    except KafkaError:
+        pass
+
+
+class LeaseLost(Exception):
+    """The relay could not renew its lease mid-publish: another replica may take over."""
 
 
 class Backoff:
@@ -167,16 +216,18 @@ class OutboxRelay(_Loop):
         self._next_check = 0.0
         self._admin: KafkaAdminClient | None = None
         self.db, self.outbox, self.bootstrap, self.metrics = db, tables["outbox"], bootstrap, metrics
-        self.lease = Lease(db, tables["leases"], f"{service}:outbox-relay")
+        self.lease = Lease(db, tables["leases"], f"{service}:outbox-relay", ttl_s=RELAY_LEASE_TTL_S)
         self.poll_s = poll_s
         self.backoff = Backoff()
         self._producer: KafkaProducer | None = None
+        self._renew_at = 0.0
 
     def tick(self) -> None:
         try:
             if not self.lease.acquire():
                 self.wait(self.poll_s * 4)
                 return
+            self._renew_at = time.monotonic() + FLUSH_SLICE_S
             self._republish_what_the_broker_lost()
             sent = self.publish_pending()
             self.backoff.reset()
@@ -206,15 +257,27 @@ class OutboxRelay(_Loop):
         if self._ensure_topics({r.topic for r in rows}):
             return self.batch_size      # older rows were marked unsent: start again from the oldest
         producer = self._get_producer()
-        pending = []
+        pending, stopped = [], threading.Event()
+
+        def stop_behind(exc: BaseException) -> None:
+            # A record failed for a passing reason: nothing behind it may leave before it (per-key
+            # order), so the producer is stopped at once; its pending records fail and wait in the outbox.
+            if getattr(exc, "retriable", True) and not stopped.is_set():
+                stopped.set()
+                producer._sender.force_close()
+
         for r in rows:
+            if stopped.is_set():
+                break
+            self._renew_lease()
             try:
-                pending.append((r, producer.send(self.prefix + r.topic, key=r.key.encode(), value=r.payload.encode(),
-                                                 headers=[(k, v.encode()) for k, v in r.headers.items()])))
+                future = producer.send(self.prefix + r.topic, key=r.key.encode(), value=r.payload.encode(),
+                                       headers=[(k, v.encode()) for k, v in r.headers.items()])
+                pending.append((r, future.add_errback(stop_behind)))
             except KafkaError as exc:      # refused before it left (e.g. larger than the producer may send)
                 pending.append((r, exc))
-        producer.flush(timeout=15)
-        sent, parked, passing = self._settle(pending)
+        self._flush(producer)
+        sent, parked, passing = self._settle(pending, stopped.is_set())
         with self.db.writer.begin() as conn:
             if sent:
                 conn.execute(update(t).where(t.c.id.in_([r.id for r in sent])).values(published_at=utcnow()))
@@ -231,17 +294,40 @@ class OutboxRelay(_Loop):
             raise passing               # the tick backs off; the rest is tried again, in order
         return len(sent) + len(parked)
 
+    def _renew_lease(self) -> None:
+        """Renew the lease at most every FLUSH_SLICE_S while publishing (see RELAY_LEASE_TTL_S)."""
+        now = time.monotonic()
+        if now < self._renew_at:
+            return
+        if not self.lease.acquire():
+            raise LeaseLost("the relay lease was taken over mid-publish")
+        self._renew_at = now + FLUSH_SLICE_S
+
+    def _flush(self, producer: KafkaProducer) -> None:
+        """Wait until every record sent is settled (the delivery timeout bounds it), renewing the lease."""
+        deadline = time.monotonic() + PRODUCE_DELIVERY_TIMEOUT_S + FLUSH_SLICE_S
+        while True:
+            self._renew_lease()
+            try:
+                producer.flush(timeout=FLUSH_SLICE_S)
+                return
+            except KafkaTimeoutError:
+                if time.monotonic() > deadline:
+                    raise
+
     @staticmethod
-    def _settle(pending: list) -> tuple[list, list, Exception | None]:
+    def _settle(pending: list, stopped: bool = False) -> tuple[list, list, Exception | None]:
+        """(sent, parked, the passing failure). Once the producer was stopped, every failure is passing:
+        a record it dropped was refused by nobody."""
         sent, parked = [], []
         for r, outcome in pending:
             try:
                 if isinstance(outcome, Exception):
                     raise outcome
-                outcome.get(timeout=15)
+                outcome.get(timeout=FLUSH_SLICE_S)   # settled: flushed above
                 sent.append(r)
             except KafkaError as exc:
-                if getattr(exc, "retriable", True):
+                if getattr(exc, "retriable", True) or stopped:
                     return sent, parked, exc
                 parked.append((r, f"{type(exc).__name__}: {exc}"))
         return sent, parked, None
@@ -312,7 +398,7 @@ class OutboxRelay(_Loop):
 
     def _get_producer(self) -> KafkaProducer:
         if self._producer is None:
-            self._producer = make_producer(self.bootstrap)
+            self._producer = make_producer(self.bootstrap, retries=0)   # see PRODUCE_DELIVERY_TIMEOUT_S
         return self._producer
 
     def _close_producer(self) -> None:
@@ -324,7 +410,7 @@ class OutboxRelay(_Loop):
             self._admin = None
         if self._producer is not None:
             try:
-                self._producer.close(timeout=1)
+                close_producer_now(self._producer)
             except Exception:
                 pass
             self._producer = None
@@ -398,6 +484,9 @@ class EventConsumer(_Loop):
         self.after_effect: Callable[[Envelope], None] | None = None  # fault-injection point for tests
         self._next_probe = 0.0
         self._known_topic_ids: dict = {}
+        self._committed: dict[TopicPartition, int] = {}    # our group's committed offsets, for the lag
+        self._ends: dict[TopicPartition, int] = {}
+        self._lag_assignment: set = set()
 
     def tick(self) -> None:
         try:
@@ -405,6 +494,8 @@ class EventConsumer(_Loop):
             batch = consumer.poll(timeout_ms=500, max_records=self.max_batch)
             if consumer.assignment():
                 self.ready.set()
+            if batch:
+                self._report_lag(consumer, refresh=False)   # the batch in hand is backlog until committed
             offsets = {}
             for tp, messages in batch.items():
                 if self.stopping:
@@ -439,6 +530,7 @@ class EventConsumer(_Loop):
         effects are committed, so the partitions' next owner is redelivered them and the inbox drops them."""
         try:
             consumer.commit(offsets)
+            self._committed.update({tp: o.offset for tp, o in offsets.items()})
         except (CommitFailedError, RebalanceInProgressError, UnknownMemberIdError, IllegalGenerationError) as exc:
             log.info("consumer %s: offsets not committed (%s); the inbox absorbs the redelivery", self.group_id, exc)
 
@@ -645,18 +737,35 @@ class EventConsumer(_Loop):
             return {}
         return {t: cluster.topic_id(t) for t in consumer.subscription() or () if cluster.topic_id(t)}
 
-    def _report_lag(self, consumer: KafkaConsumer) -> None:
+    def _report_lag(self, consumer: KafkaConsumer, refresh: bool = True) -> None:
+        """Per partition, what is not committed yet: max(end offset, last consumed + 1) - committed.
+
+        Not end - position: a batch polled but not yet applied is still backlog (the position has
+        passed it), and a broker's high watermark can run behind what it has already served
+        (Tansu did), which made end - position read 0 with a backlog waiting. `refresh` asks the
+        broker for the end offsets; without it the last ones and the fetch's high watermark are used.
+        """
         assignment = consumer.assignment()
         if not assignment:
             return
+        if assignment != self._lag_assignment:   # a rebalance: another member may have committed since
+            self._committed.clear()
+            self._lag_assignment = set(assignment)
         try:
-            ends = consumer.end_offsets(list(assignment))
+            if refresh:
+                self._ends.update(consumer.end_offsets(list(assignment)))
+            for tp in assignment:
+                committed = self._committed_offset(consumer, tp)
+                served = max(self._ends.get(tp, 0), consumer.highwater(tp) or 0, consumer.position(tp) or 0)
+                self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, served - committed))
         except KafkaError:
             return
-        for tp in assignment:
-            position = consumer.position(tp)
-            if position is not None:
-                self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, ends.get(tp, 0) - position))
+
+    def _committed_offset(self, consumer: KafkaConsumer, tp: TopicPartition) -> int:
+        if tp not in self._committed:
+            committed = consumer.committed(tp)
+            self._committed[tp] = committed if committed is not None else consumer.beginning_offsets([tp])[tp]
+        return self._committed[tp]
 
     def _get_consumer(self) -> KafkaConsumer:
         if self._consumer is None:
@@ -676,6 +785,8 @@ class EventConsumer(_Loop):
 
     def _close(self, leave: bool = True) -> None:
         self._known_topic_ids.clear()
+        self._committed.clear()
+        self._ends.clear()
         if self._consumer is not None:
             try:
                 if not leave:   # forget our membership so close() sends no LeaveGroup (see _watch_broker)

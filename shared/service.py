@@ -17,7 +17,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import MetaData, Table
 
-from shared import logs, outbox_admin, problems
+from shared import dead_letter_admin, logs, outbox_admin, problems
 from shared.db import Database
 from shared.kafka import EventConsumer, OutboxRelay, Subscription, broker_reachable, ensure_topics
 from shared.metrics import ServiceMetrics
@@ -168,6 +168,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None, start: bool 
     for router in spec.routers:
         app.include_router(router)
     app.include_router(outbox_admin.router)
+    app.include_router(dead_letter_admin.router)
     return app
 
 

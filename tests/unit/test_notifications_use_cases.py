@@ -201,7 +201,7 @@ class FakeMail:
     def __init__(self):
         self.sent = []
 
-    def send(self, message):
+    def send(self, message, deadline=None):
         self.sent.append(message)
 
 

@@ -129,7 +129,13 @@ def request_signatures(uow: ContractsUnitOfWork, who: Principal, contract_id: st
 
 def sign(uow: ContractsUnitOfWork, who: Principal, contract_id: str, now: dt.datetime, party: str, signatory: str,
          method: str) -> Contract:
-    """One party's signature; with the last one the document is rendered and its SHA-256 frozen."""
+    """One party's signature; with the last one the document is rendered and its SHA-256 frozen.
+
+    The DOCX is rendered before the write transaction opens: on SQLite that transaction holds the
+    database's one write lock, and every consumer and request waiting behind a render of a long
+    contract ended in "database is locked" (a consumer's event in its DLQ)."""
+    rendered = _render_if_last(uow, who.org, contract_id, party)
+
     def change(contract: Contract) -> dict:
         states.ensure_may_sign(party, who.roles)
         signed = {s.party for s in uow.contracts.signatures(contract)}
@@ -141,15 +147,33 @@ def sign(uow: ContractsUnitOfWork, who: Principal, contract_id: str, now: dt.dat
                                     signed_at=now)
         if states.unsigned_parties(signed | {party}):
             return {"action": "contract.party_signed", "party": party, "method": method}
-        _seal(uow, contract, now)
+        _seal(uow, contract, now, rendered)
         return {"action": "contract.signed", "party": party, "method": method, "sha256": contract.signed_sha256}
     return _command(uow, who.org, contract_id, "sign", who.sub, now, change)
 
 
-def _seal(uow: ContractsUnitOfWork, contract: Contract, now: dt.datetime) -> None:
+def _render_if_last(uow: ContractsUnitOfWork, org: str, contract_id: str, party: str) -> tuple[int, bytes] | None:
+    """(version, DOCX) when `party`'s signature would be the last one, read and rendered outside any
+    write transaction; None otherwise (or when the contract is not there: the command says why)."""
+    with uow:
+        contract = uow.contracts.find(contract_id)
+        if contract is None or contract.org != org:
+            return None
+        signed = {s.party for s in uow.contracts.signatures(contract)}
+        if states.unsigned_parties(signed | {party}):
+            return None
+        version, document = contract.version, document_of(uow.contracts.version(contract, contract.version))
+    return version, render_docx(document)
+
+
+def _seal(uow: ContractsUnitOfWork, contract: Contract, now: dt.datetime,
+          rendered: tuple[int, bytes] | None = None) -> None:
     """Freeze the signed text: the DOCX byte for byte, its SHA-256 on the contract, the terms announced."""
     current = uow.contracts.version(contract, contract.version)
-    content = render_docx(document_of(current))
+    if rendered is not None and rendered[0] == contract.version:
+        content = rendered[1]
+    else:   # changed since it was rendered (or never was): render it here after all
+        content = render_docx(document_of(current))
     sha256 = hashlib.sha256(content).hexdigest()
     uow.contracts.add_signed_document(id=new_id(), org=contract.org, contract_id=contract.id,
                                       version=contract.version, kind="contract", sha256=sha256, content=content,

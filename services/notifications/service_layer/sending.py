@@ -104,7 +104,7 @@ def send_one(notifier: Notifier, item: Outgoing, deadline: float | None = None) 
     try:
         if item.webhook is not None:
             return notifier.webhooks.send(*item.webhook, deadline=deadline)
-        notifier.mail.send(item.email)
+        notifier.mail.send(item.email, deadline=deadline)
     except Exception as exc:   # connection, TLS, authentication, refused recipient, a bug of ours: retried
         log.warning("sending %s %s failed: %r", item.channel, item.deliveries[0], exc)
         return Outcome(False, error=f"{type(exc).__name__}: {exc}"[:1000], duration_ms=_ms_since(started))
