@@ -29,6 +29,8 @@ from shared.settings import Settings
 log = logging.getLogger("qiyue.auth")
 ROLES = ("legal", "pm", "finance", "approver", "vendor", "viewer", "admin")
 ANY_ROLE = ROLES
+# The organisation's own people: every role but `vendor`, which makes a token a counterparty's.
+INTERNAL_ROLES = tuple(r for r in ROLES if r != "vendor")
 
 
 STREAM_AUDIENCE = "qiyue:stream"   # a stream token says so twice: its audience and its scope

@@ -16,7 +16,7 @@ from services.notifications import service_layer as notifications_service_layer
 from services.notifications.adapters.notifier import Notifier
 from services.notifications.settings import NotificationSettings
 from services.payments import service_layer as payments_service_layer
-from shared.auth import ROLES
+from shared.auth import INTERNAL_ROLES
 from shared.envelope import Envelope
 from shared.events.payments import PaymentOverdue
 from shared.local_time import local_date
@@ -39,7 +39,7 @@ def migrated_app(service: str, tmp_path):
 
 
 def _as(org: str, sub: str = "user-1", *roles: str) -> dict[str, str]:
-    return auth(*(roles or ROLES), org=org, sub=sub)
+    return auth(*(roles or INTERNAL_ROLES), org=org, sub=sub)
 
 
 def _created(response) -> dict:
@@ -57,7 +57,8 @@ def contracts(client, org: str) -> dict[str, list[str]]:
     for command, who, body in (("submit", author, None), ("approve", reviewer, None),
                                ("approve", _as(org, "finance-1", "finance"), None), ("request-signature", author, None),
                                ("sign", reviewer, {"party": "client", "signatory": "陈立新"}),
-                               ("sign", _as(org, "vendor-1", "vendor"), {"party": "vendor", "signatory": "周敏"})):
+                               ("sign", auth("vendor", org=org, sub="vendor-1", party=variables["vendor"]["credit_code"]),
+                                {"party": "vendor", "signatory": "周敏"})):
         _created(client.post(f"/v1/contracts/{signed_id}/{command}", headers=who, json=body))
     change = _created(client.post(f"/v1/contracts/{signed_id}/change-requests", headers=_as(org, "pm-1", "pm"), json={
         "title": "end later", "description": "one more year", "reason": "the client asked for it",

@@ -17,7 +17,7 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from shared.auth import ROLES, issue_token
+from shared.auth import INTERNAL_ROLES, ROLES, issue_token
 from shared.settings import Settings
 from tests.helpers import TEST_SECRET, auth, token
 from tests.integration import seeded_resources
@@ -101,7 +101,9 @@ def _bearer(jwt: str) -> dict[str, str]:
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 # Changes any role makes to what is the caller's own (scoped to the token's subject as well as its org).
 VIEWER_MAY = {("payments", "POST", "/v1/calendar-feeds"), ("payments", "DELETE", "/v1/calendar-feeds/{feed_id}"),
-              ("notifications", "POST", "/v1/inbox/read-all"), ("notifications", "POST", "/v1/inbox/{item_id}/read")}
+              ("notifications", "POST", "/v1/inbox/read-all"), ("notifications", "POST", "/v1/inbox/{item_id}/read"),
+              # a stream token carries the caller's own roles, for reading the stream: it changes nothing
+              ("sla", "POST", "/v1/stream-tokens")}
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -120,14 +122,15 @@ OURS, THEIRS = "acme", "globex"
 # The built-in template and clause library is the same for every organisation; what an organisation
 # adds to it (its own clause versions) is its own, and those routes are walked like any other.
 SHARED_LIBRARY = {("contracts", "/v1/templates/{key}"), ("contracts", "/v1/clauses/{key}")}
-# Callers from outside our organisation. The same subject (`user-1`) as ours, so only the org tells
-# them apart, and every role, so no 403 hides a leak.
+# Callers from outside. A user of another organisation has the same subject (`user-1`) as ours, so
+# only the org tells them apart; a vendor's user of our organisation is another person. A user of another organisation holds every internal role, so no 403 hides a leak: by-id
+# routes must not find ours (404). A vendor of another company, inside our organisation, is also
+# refused the organisation's internals outright (403): either way it learns nothing of ours.
+ANOTHER_COMPANY = "91440300MA5ZZZZZ9X"   # no seeded contract has this vendor party
 OUTSIDERS = [
-    pytest.param(auth(*ROLES, org=THEIRS), id="user-of-another-org"),
-    # Placeholder: a vendor user of another company inside our organisation, once vendor scoping exists
-    # (another change builds it). Fill in its token here and drop the skip.
-    pytest.param(None, id="vendor-of-another-company",
-                 marks=pytest.mark.skip(reason="vendor scoping is built by another change")),
+    pytest.param((auth(*INTERNAL_ROLES, org=THEIRS), (404, 422)), id="user-of-another-org"),
+    pytest.param((auth("vendor", org=OURS, sub="vendor-9", party=ANOTHER_COMPANY), (403, 404, 422)),
+                 id="vendor-of-another-company"),
 ]
 
 
@@ -147,7 +150,8 @@ def _filled(route_path: str, ids: dict[str, list[str]]):
 def test_another_organisation_reaches_none_of_our_resources(service, outsider, tmp_path):
     client = TestClient(seeded_resources.migrated_app(service, tmp_path), raise_server_exceptions=False)
     ids = seeded_resources.seed(service, client, OURS)
-    ours = auth(*ROLES, org=OURS)
+    outsider, denied = outsider
+    ours = auth(*INTERNAL_ROLES, org=OURS)
     found_by_us = 0
     for method, _, route in _routes(client, service):
         for path in _filled(route.path, ids):
@@ -157,10 +161,10 @@ def test_another_organisation_reaches_none_of_our_resources(service, outsider, t
                 continue   # a list or a create: scoped to their org, which the line above checks
             # Not found, whatever the state of ours (a 409 or 403 would tell it exists); 422 where the
             # request itself is refused before anything is looked up (its body, an id of the wrong shape).
-            assert theirs.status_code in (404, 422), (method, path, theirs.status_code, theirs.text)
+            assert theirs.status_code in denied, (method, path, theirs.status_code, theirs.text)
             _is_problem(theirs, theirs.status_code)
             if method == "GET" and 200 <= client.get(path, headers=ours).status_code < 300:
-                assert theirs.status_code == 404, (path, theirs.text)
+                assert theirs.status_code in denied and theirs.status_code != 422, (path, theirs.text)
                 found_by_us += 1
     # The walk proves something only if our ids were real: we found them where they were not.
     assert found_by_us >= 3, f"only {found_by_us} of our resources were found by us: the walk would prove little"

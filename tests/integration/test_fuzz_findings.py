@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from shared.auth import ROLES
+from shared.auth import INTERNAL_ROLES
 from tests.helpers import auth
 from tests.integration import seeded_resources
 
 ORG = "acme"
-EVERY_ROLE = auth(*ROLES, org=ORG)
+EVERY_ROLE = auth(*INTERNAL_ROLES, org=ORG)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 from schemathesis import GenerationMode
 
-from shared.auth import ROLES
+from shared.auth import INTERNAL_ROLES
 from tests.helpers import auth
 from tests.integration import seeded_resources
 
@@ -48,7 +48,7 @@ schemathesis.openapi.format("date-time", st.one_of(
     st.datetimes(timezones=_ZONES)).map(dt.datetime.isoformat))
 
 ORG = "fuzz-org"
-ALL_ROLES = auth(*ROLES, org=ORG)
+ALL_ROLES = auth(*INTERNAL_ROLES, org=ORG)
 
 
 @dataclass
