@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from kafka import KafkaConsumer
+from kafka.errors import BrokerNotAvailableError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from shared.events import dlq
-from shared.kafka import make_producer
+from shared.kafka import broker_reachable, make_producer
 
 READ_DEADLINE_S = 20.0
 
@@ -96,6 +97,10 @@ def redrive(bootstrap: str, group: str, topics: list[str], limit: int = 10_000, 
 
 
 def _reader(bootstrap: str, redrive_group_id: str, topics: list[str]) -> KafkaConsumer:
+    # kafka-python waits for metadata without a bound: a broker that is away must be a quick
+    # refusal (503 at the API), not a request thread held forever.
+    if not broker_reachable(bootstrap):
+        raise BrokerNotAvailableError(bootstrap)
     reader = KafkaConsumer(bootstrap_servers=bootstrap, group_id=redrive_group_id, enable_auto_commit=False,
                            auto_offset_reset="earliest", allow_auto_create_topics=False, request_timeout_ms=10000)
     partitions = [TopicPartition(dlq(t), p) for t in topics for p in sorted(reader.partitions_for_topic(dlq(t)) or ())]

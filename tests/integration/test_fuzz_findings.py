@@ -30,3 +30,13 @@ def test_an_aging_report_as_of_the_first_or_last_day_of_the_calendar_answers(pay
         assert f"{as_of},TOTAL" in answer.text
     else:
         assert answer.json()["as_of"] == as_of
+
+
+@pytest.mark.parametrize("service", ["contracts", "payments", "sla", "notifications"])
+def test_dead_letters_with_the_broker_away_answer_503_instead_of_hanging(service, tmp_path):
+    """Found by the fuzz: `GET /v1/admin/dead-letters` waited forever for broker metadata."""
+    client = TestClient(seeded_resources.migrated_app(service, tmp_path), raise_server_exceptions=False)
+    for method, path in (("GET", "/v1/admin/dead-letters"), ("POST", "/v1/admin/dead-letters/redrive")):
+        response = client.request(method, path, headers=auth("admin", org=ORG))
+        assert response.status_code == 503, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
