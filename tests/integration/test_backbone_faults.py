@@ -7,7 +7,9 @@
   burst, applies every event exactly once after it restarts;
 - PostgreSQL unreachable for 5 s under consumption dead-letters nothing, and consuming resumes by itself;
 - one contract's events arrive at a consumer in order although a broker restart failed the
-  relay's publishes mid-batch.
+  relay's publishes mid-batch;
+- on SQLite, another writer gets the write lock while the last signature, a revised draft or an
+  implemented change request drafts and renders its DOCX.
 """
 from __future__ import annotations
 

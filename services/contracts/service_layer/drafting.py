@@ -4,7 +4,8 @@ change request makes.
 Each write runs in one unit of work: the `Contract` aggregate (which records `contract.drafted`
 or `contract.amended`), its new immutable version and the audit entry commit together or not at
 all. The domain decides (validation, derived amounts, rendering, terms); this module loads,
-stores and announces.
+stores and announces. The version is drafted and its DOCX rendered ahead of the write
+transaction (`rendering`), and again inside only if what it is drafted from moved meanwhile.
 """
 from __future__ import annotations
 
