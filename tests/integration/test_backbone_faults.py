@@ -7,7 +7,9 @@
   burst, applies every event exactly once after it restarts;
 - PostgreSQL unreachable for 5 s under consumption dead-letters nothing, and consuming resumes by itself;
 - one contract's events arrive at a consumer in order although a broker restart failed the
-  relay's publishes mid-batch.
+  relay's publishes mid-batch;
+- on SQLite, another writer gets the write lock while the last signature, a revised draft or an
+  implemented change request drafts and renders its DOCX.
 """
 from __future__ import annotations
 
@@ -422,37 +424,106 @@ def test_one_contracts_events_arrive_in_order_when_the_broker_restarts_mid_batch
         broker.stop()
 
 
-# --- on SQLite, the last signature's DOCX is rendered outside the write lock --------------------
+# --- on SQLite, slow rendering happens outside the write lock ------------------------------------
 
-def test_the_last_signature_renders_its_document_outside_the_write_lock(backend, start_service, monkeypatch):
-    """While the DOCX renders, another writer (a consumer, say) gets the SQLite write lock at once."""
+PROBE_DEADLINE_S = 5
+
+
+def _probing_the_write_lock(client, render, probes: list[str]):
+    """`render` that first takes the SQLite write lock from another connection (what a consumer's
+    unit of work does first), and notes whether it got it. A render inside the request's write
+    transaction holds that lock until the render returns, so the probe cannot get it however long
+    it waits; the deadline only lets the service's own background writers (relay, scheduler,
+    consumers) finish their short transactions."""
     import sqlite3
 
-    from services.contracts.service_layer import lifecycle
-    from tests.integration.test_contracts_lifecycle import REVIEWER, VENDOR, act, ok, seed
+    path = client.app.state.runtime.settings.db_url().split("///", 1)[1]
 
-    if backend != "sqlite":
-        pytest.skip("the single write lock is SQLite's")
-    contracts = start_service("contracts")
-    path = contracts.app.state.runtime.settings.db_url().split("///", 1)[1]
-    cid = seed(contracts, status="out_for_signature")
-    probes: list[str] = []
-    render = lifecycle.render_docx
-
-    def render_while_probing(document):
-        other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    def probed(*args, **kwargs):
+        other = sqlite3.connect(path, timeout=PROBE_DEADLINE_S, isolation_level=None)
         try:
-            other.execute("BEGIN IMMEDIATE")      # what a consumer's unit of work does first
+            other.execute("BEGIN IMMEDIATE")
             other.execute("ROLLBACK")
             probes.append("free")
         except sqlite3.OperationalError as exc:
             probes.append(str(exc))
         finally:
             other.close()
-        return render(document)
+        return render(*args, **kwargs)
+    return probed
 
-    monkeypatch.setattr(lifecycle, "render_docx", render_while_probing)
+
+def _sqlite_only(backend: str) -> None:
+    if backend != "sqlite":
+        pytest.skip("the single write lock is SQLite's")
+
+
+def test_the_last_signature_renders_its_document_outside_the_write_lock(backend, start_service, monkeypatch):
+    """While the DOCX renders, another writer (a consumer, say) gets the SQLite write lock at once."""
+    from services.contracts.service_layer import lifecycle
+    from tests.integration.test_contracts_lifecycle import REVIEWER, VENDOR, act, ok, seed
+
+    _sqlite_only(backend)
+    contracts = start_service("contracts")
+    cid = seed(contracts, status="out_for_signature")
+    _vendor_is(contracts, cid, "91320114MA20CY8H6N")     # VENDOR's company
+    probes: list[str] = []
+    monkeypatch.setattr(lifecycle, "render_docx", _probing_the_write_lock(contracts, lifecycle.render_docx, probes))
     ok(act(contracts, cid, "sign", VENDOR, party="vendor", signatory="林嘉怡", method="electronic"))
     signed = ok(act(contracts, cid, "sign", REVIEWER, party="client", signatory="何建平", method="company_seal"))
     assert signed["signed_sha256"]
     assert probes == ["free"]                      # rendered once, with the write lock free
+
+
+def _vendor_is(contracts, cid: str, party: str) -> None:
+    """The seeded contract's vendor is `party`'s company (a vendor reaches only its own contracts)."""
+    from sqlalchemy import update
+
+    from services.contracts.adapters.tables import ContractRow
+
+    with contracts.app.state.runtime.db.write_session() as session:
+        session.execute(update(ContractRow).where(ContractRow.id == cid).values(vendor_party=party))
+        session.commit()
+
+
+def _probe_drafting(contracts, monkeypatch) -> list[str]:
+    """Probe the write lock while a new version is drafted and while its DOCX renders."""
+    from services.contracts.service_layer import drafting
+
+    probes: list[str] = []
+    monkeypatch.setattr(drafting, "draft", _probing_the_write_lock(contracts, drafting.draft, probes))
+    monkeypatch.setattr(drafting, "render_docx", _probing_the_write_lock(contracts, drafting.render_docx, probes))
+    return probes
+
+
+def test_revising_a_draft_drafts_and_renders_the_new_version_outside_the_write_lock(backend, start_service,
+                                                                                   monkeypatch):
+    from tests.integration.test_contracts_lifecycle import DRAFTER, draft
+
+    _sqlite_only(backend)
+    contracts = start_service("contracts")
+    cid = draft(contracts, "software_development")["id"]
+    probes = _probe_drafting(contracts, monkeypatch)
+    revised = contracts.patch(f"/v1/contracts/{cid}", json={"variables": {"project_name": "订单中台二期"}},
+                              headers={**DRAFTER, "If-Match": '"1"'})
+    assert revised.status_code == 200, revised.text
+    assert revised.json()["version"] == 2
+    assert probes == ["free", "free"]              # drafted once and rendered once, the write lock free
+
+
+def test_implementing_a_change_request_renders_the_amendment_outside_the_write_lock(backend, start_service,
+                                                                                   monkeypatch):
+    from tests.integration.test_change_requests import (END_DATE_CHANGE, PM, REVIEWER, assess, created,
+                                                        raise_request, signed_contract)
+    from tests.integration.test_contracts_lifecycle import ok
+
+    _sqlite_only(backend)
+    contracts = start_service("contracts")
+    cid = signed_contract(contracts, "zh-CN")
+    cr = created(raise_request(contracts, cid, END_DATE_CHANGE, ["schedule"], "Longer term"))
+    assess(contracts, cr["id"], "0.00")
+    assert ok(contracts.post(f"/v1/change-requests/{cr['id']}/approve", headers=PM))["status"] == "approved"
+    probes = _probe_drafting(contracts, monkeypatch)
+    implemented = ok(contracts.post(f"/v1/change-requests/{cr['id']}/implement", headers=REVIEWER))
+    assert implemented["implemented_version"] == 2
+    assert probes == ["free", "free"]              # drafted once and rendered once, the write lock free

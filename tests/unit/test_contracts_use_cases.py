@@ -3,6 +3,7 @@ the events the aggregates record and whether the unit committed, with no databas
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from decimal import Decimal
 
@@ -11,6 +12,7 @@ import pytest
 from services.contracts.domain.approvals import Review
 from services.contracts.domain.change_approval import Assessment
 from services.contracts.domain.change_requests import ProposedChange
+from services.contracts.domain.contract import document_of
 from services.contracts.service_layer import change_requests, drafting, lifecycle
 from services.contracts.service_layer.catalogue import Catalogue
 from shared.auth import Principal
@@ -107,6 +109,39 @@ def test_an_edit_needs_the_current_etag_and_makes_version_two(uow, catalogue):
     assert contract.version == new.version == 2 and new.variables["project_name"] == "新名称"
     assert uow.contracts.items[cid].version == 2
     assert [(e.event_type, e.version) for e in uow.events] == [("contract.drafted", 1), ("contract.drafted", 2)]
+
+
+def test_a_version_rendered_ahead_of_an_edit_that_lands_meanwhile_is_drafted_again_in_the_transaction(
+        uow, catalogue, monkeypatch):
+    """The new version is rendered before the write transaction; when another edit lands in between,
+    the version stored is drafted from the contract as it is then, and its SHA-256 is of that text."""
+    cid = _draft(uow, catalogue)
+    render, rendered = drafting.render_docx, []
+
+    def render_while_another_edits(document):
+        rendered.append(document.version)
+        if len(rendered) == 1:     # the first edit's render, ahead: the second edit commits meanwhile
+            drafting.revise_contract(uow, catalogue, AUTHOR, cid, '"1"',
+                                     drafting.Edit({"sign_place": "上海市浦东新区"}, None, patch=True), NOW)
+        return render(document)
+
+    monkeypatch.setattr(drafting, "render_docx", render_while_another_edits)
+    contract, new = drafting.revise_contract(uow, catalogue, AUTHOR, cid, "*",
+                                             drafting.Edit({"project_name": "新名称"}, None, patch=True), NOW)
+    assert rendered == [2, 2, 3]       # ahead (stale), the other edit's, then again inside for version 3
+    assert contract.version == new.version == 3
+    assert (new.variables["project_name"], new.variables["sign_place"]) == ("新名称", "上海市浦东新区")
+    assert new.docx_sha256 == hashlib.sha256(render(document_of(new))).hexdigest()
+
+
+def test_a_version_rendered_ahead_is_stored_without_rendering_again(uow, catalogue, monkeypatch):
+    cid = _draft(uow, catalogue)
+    render, rendered = drafting.render_docx, []
+    monkeypatch.setattr(drafting, "render_docx", lambda document: rendered.append(document.version) or render(document))
+    _, new = drafting.revise_contract(uow, catalogue, AUTHOR, cid, '"1"',
+                                      drafting.Edit({"project_name": "新名称"}, None, patch=True), NOW)
+    assert rendered == [2]
+    assert new.docx_sha256 == hashlib.sha256(render(document_of(new))).hexdigest()
 
 
 def test_another_organisation_never_finds_the_contract(uow, catalogue):

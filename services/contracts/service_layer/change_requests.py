@@ -21,9 +21,8 @@ from services.contracts.domain.change_approval import (DEFAULT_CHANGE_POLICY, As
 from services.contracts.domain.change_requests import (Amended, ChangeStatus, ProposedChange, apply_change, assessment_due,
                                                        find_overlap, in_terms_of_the_change)
 from services.contracts.domain.contract import Contract, amendment_blockers, terms_of
-from services.contracts.domain.drafting import draft
 from services.contracts.domain.variables import VariablesInvalid
-from services.contracts.service_layer import drafting
+from services.contracts.service_layer import drafting, rendering
 from services.contracts.service_layer.lifecycle import approval_policy
 from services.contracts.service_layer.unit_of_work import ContractsUnitOfWork
 from shared.auth import Principal
@@ -80,15 +79,29 @@ def raise_request(uow: ContractsUnitOfWork, catalogue: drafting.Catalogue, who: 
 def _amended(uow: ContractsUnitOfWork, library: drafting.Library, contract: Contract,
              change: ProposedChange) -> tuple[Amended, Any]:
     """The change applied to the current version and drafted again (nothing stored)."""
+    amended, version = _amendment(uow, library, contract, change)
+    return amended, _in_terms_of(change, drafting.NextVersion.draft)(version)
+
+
+def _amendment(uow: ContractsUnitOfWork, library: drafting.Library, contract: Contract,
+               change: ProposedChange) -> tuple[Amended, drafting.NextVersion]:
+    """The change applied to the current version: the values of the amended version, and what it is drafted from."""
     current = uow.contracts.version(contract, contract.version)
     amended = apply_change(current.variables, drafting.position_inputs(current.positions), change,
                            uow.tranche_locks.of_contract(contract.id))
     template = library.template(current.template_key)
-    try:
-        drafted = draft(template, current.language, amended.variables, amended.positions, version=contract.version + 1)
-    except VariablesInvalid as refused:
-        raise in_terms_of_the_change(refused, change) from None
-    return amended, drafted
+    return amended, drafting.NextVersion(template, current.language, amended.variables, amended.positions,
+                                         contract.version + 1)
+
+
+def _in_terms_of(change: ProposedChange, make: Callable[[drafting.NextVersion], Any]):
+    """`make` (drafting the amended version), its refusals told in terms of the change that caused them."""
+    def made(version: drafting.NextVersion) -> Any:
+        try:
+            return make(version)
+        except VariablesInvalid as refused:
+            raise in_terms_of_the_change(refused, change) from None
+    return made
 
 
 # --- the state machine -----------------------------------------------------------------------------
@@ -167,17 +180,17 @@ def withdraw(uow: ContractsUnitOfWork, who: Principal, request_id: str, now: dt.
 def implement(uow: ContractsUnitOfWork, catalogue: drafting.Catalogue, who: Principal, request_id: str,
               now: dt.datetime) -> tuple[ChangeRequest, Contract]:
     """The amended version: drafted from the changed values; `contract.amended` with the full new terms.
+    Drafted and rendered ahead of the write transaction, again inside only if the contract moved (`rendering`).
 
     A request approved against an older version applies on top only if no request implemented
     since wrote any of the same things; otherwise 409, and it is assessed again.
     """
+    rendered = rendering.ahead(uow, lambda: _implementation(uow, catalogue, who, request_id), drafting.render_version)
     amended_contract: list[Contract] = []
 
     def change(cr: ChangeRequest, contract: Contract) -> None:
-        mine = cr.proposed
-        if cr.base_version != contract.version:
-            _ensure_no_overlap(uow, cr, mine)
-        amended, drafted = _amended(uow, catalogue.of(uow.clause_versions, who.org), contract, mine)
+        amended, version = _implementing(uow, catalogue, who, cr, contract)
+        drafted = rendering.reuse(rendered, version, _in_terms_of(cr.proposed, drafting.render_version))
         before = contract.snapshot()
         new = drafting.store_amendment(uow, contract, drafted, amended.variables, who.sub, now,
                                        reason=f"CR-{cr.number}: {cr.title}", change_request_id=cr.id,
@@ -189,6 +202,23 @@ def implement(uow: ContractsUnitOfWork, catalogue: drafting.Catalogue, who: Prin
         amended_contract.append(contract)
     cr = _transition(uow, who, request_id, "implement", change)
     return cr, amended_contract[0]
+
+
+def _implementing(uow: ContractsUnitOfWork, catalogue: drafting.Catalogue, who: Principal, cr: ChangeRequest,
+                  contract: Contract) -> tuple[Amended, drafting.NextVersion]:
+    """What implementing `cr` makes of the contract as it is (409 when a newer request wrote the same)."""
+    if cr.base_version != contract.version:
+        _ensure_no_overlap(uow, cr, cr.proposed)
+    return _amendment(uow, catalogue.of(uow.clause_versions, who.org), contract, cr.proposed)
+
+
+def _implementation(uow: ContractsUnitOfWork, catalogue: drafting.Catalogue, who: Principal,
+                    request_id: str) -> drafting.NextVersion:
+    """Read ahead of the write transaction: the amended version the request would make now."""
+    cr = uow.change_requests.get(who.org, request_id)
+    cr.ensure_allowed("implement")
+    contract = uow.contracts.get(who.org, cr.contract_id)
+    return _implementing(uow, catalogue, who, cr, contract)[1]
 
 
 def _ensure_no_overlap(uow: ContractsUnitOfWork, cr: ChangeRequest, mine: ProposedChange) -> None:

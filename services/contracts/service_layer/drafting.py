@@ -4,7 +4,8 @@ change request makes.
 Each write runs in one unit of work: the `Contract` aggregate (which records `contract.drafted`
 or `contract.amended`), its new immutable version and the audit entry commit together or not at
 all. The domain decides (validation, derived amounts, rendering, terms); this module loads,
-stores and announces.
+stores and announces. The version is drafted and its DOCX rendered ahead of the write
+transaction (`rendering`), and again inside only if what it is drafted from moved meanwhile.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from services.contracts.domain.clauses import PositionChoice
 from services.contracts.domain.contract import DOCUMENT, Contract, etag
 from services.contracts.domain.drafting import Draft, draft
 from services.contracts.domain.templates import ResolvedTemplate
+from services.contracts.service_layer import rendering
 from services.contracts.service_layer.catalogue import Catalogue, Library
 from services.contracts.service_layer.unit_of_work import ContractsUnitOfWork
 from shared.auth import Principal
@@ -32,7 +34,7 @@ from shared.idempotency import Answer, IdempotencyKey, once
 from shared.ids import new_id
 
 __all__ = ["Catalogue", "Library", "DraftRequest", "Edit", "draft_contract", "revise_contract", "store_amendment",
-           "etag", "jsonable", "merge_patch", "position_inputs"]
+           "etag", "jsonable", "merge_patch", "position_inputs", "NextVersion", "RenderedVersion", "render_version"]
 
 
 # --- drafting ----------------------------------------------------------------------------------
@@ -60,17 +62,26 @@ def _template(library: Library, key: str, wanted_version: str | None) -> Resolve
 def draft_contract(uow: ContractsUnitOfWork, catalogue: Catalogue, who: Principal, request: DraftRequest,
                    now: dt.datetime, key: IdempotencyKey | None = None) -> Answer:
     """A new contract in draft, as version 1; 422 listing every bad variable. Once per
-    Idempotency-Key: a retry gets the first answer (201 with the contract)."""
+    Idempotency-Key: a retry gets the first answer (201 with the contract). Rendered ahead of the
+    write transaction, like every new version (`rendering`)."""
+    rendered = rendering.ahead(uow, lambda: _first_version(catalogue.of(uow.clause_versions, who.org), request),
+                               render_version)
+
     def act() -> Answer:
-        contract, first = _draft(uow, catalogue.of(uow.clause_versions, who.org), who, request, now)
+        contract, first = _draft(uow, catalogue.of(uow.clause_versions, who.org), who, request, now, rendered)
         return 201, views.contract_json(contract, first)
     return once(uow, key, act)
 
 
-def _draft(uow: ContractsUnitOfWork, library: Library, who: Principal, request: DraftRequest,
-           now: dt.datetime) -> tuple[Contract, Any]:
+def _first_version(library: Library, request: DraftRequest) -> NextVersion:
     template = _template(library, request.template, request.template_version)
-    drafted = draft(template, request.language, request.variables, request.positions, version=1)
+    return NextVersion(template, request.language, request.variables, request.positions, 1)
+
+
+def _draft(uow: ContractsUnitOfWork, library: Library, who: Principal, request: DraftRequest,
+           now: dt.datetime, ahead: rendering.Ahead | None = None) -> tuple[Contract, Any]:
+    rendered = rendering.reuse(ahead, _first_version(library, request), render_version)
+    drafted = rendered.drafted
     _ensure_number_free(uow, who.org, drafted.number)
     contract_id = new_id()
     terms = _terms(drafted, contract_id, who.org, 1)
@@ -78,7 +89,7 @@ def _draft(uow: ContractsUnitOfWork, library: Library, who: Principal, request: 
                                 language=drafted.language, template_key=drafted.template_key, author=who.sub,
                                 now=now, searched=_search_columns(terms, drafted))
     try:
-        first = uow.contracts.add(contract, _version_fields(contract, drafted, terms, request.variables, who.sub, now))
+        first = uow.contracts.add(contract, _version_fields(contract, rendered, terms, request.variables, who.sub, now))
     except Duplicate:   # the same number drafted at the same moment in another request
         raise _number_taken(drafted.number) from None
     uow.audit.record(org=contract.org, contract_id=contract.id, actor=who.sub, action="contract.drafted",
@@ -125,23 +136,48 @@ def _ensure_current(if_match: str | None, contract: Contract) -> None:
                              etag=etag(contract.version))
 
 
+@dataclass(frozen=True)
+class NextVersion:
+    """What a contract's next version is drafted from: equal inputs draft and render equal versions."""
+    template: ResolvedTemplate
+    language: str
+    variables: Mapping[str, Any]
+    positions: Mapping[str, Any]
+    number: int
+
+    def draft(self) -> Draft:
+        return draft(self.template, self.language, self.variables, self.positions, version=self.number)
+
+
+@dataclass(frozen=True)
+class RenderedVersion:
+    drafted: Draft
+    docx_sha256: str
+
+
+def render_version(version: NextVersion) -> RenderedVersion:
+    """The version drafted and its DOCX rendered: the slow part, done ahead of the write transaction."""
+    drafted = version.draft()
+    return RenderedVersion(drafted, hashlib.sha256(render_docx(drafted.document)).hexdigest())
+
+
 def revise_contract(uow: ContractsUnitOfWork, catalogue: Catalogue, who: Principal, contract_id: str,
                     if_match: str | None, edit: Edit, now: dt.datetime) -> tuple[Contract, Any]:
-    """A new immutable version of a draft: 428 without If-Match, 412 when it is stale, 409 out of draft."""
+    """A new immutable version of a draft: 428 without If-Match, 412 when it is stale, 409 out of draft.
+
+    Drafted and rendered ahead, from the contract as read before the write transaction opens
+    (`rendering`); inside it, rendered again only if the contract or its library moved meanwhile."""
     if not if_match:
         raise PreconditionRequired("Send If-Match with the ETag of the version you edited.",
                                    errors=[{"parameter": "If-Match", "in": "header", "detail": "required"}])
+    rendered = rendering.ahead(uow, lambda: _revision(uow, catalogue, who.org, if_match, edit,
+                                                      uow.contracts.get(who.org, contract_id)), render_version)
     with uow:
-        library = catalogue.of(uow.clause_versions, who.org)
         contract = uow.contracts.get(who.org, contract_id, for_update=True)
-        _ensure_current(if_match, contract)
-        contract.ensure_allowed("edit")
-        current = uow.contracts.version(contract, contract.version)
-        variables, positions = edit.applied_to(current.variables, position_inputs(current.positions))
-        template = _template(library, contract.template_key, edit.template_version)
-        drafted = draft(template, current.language, variables, positions, version=contract.version + 1)
+        revision = _revision(uow, catalogue, who.org, if_match, edit, contract)
         before = contract.snapshot()
-        new = _store_version(uow, contract, drafted, variables, who.sub, now, contract.revised, reason=edit.reason)
+        new = _store_version(uow, contract, rendering.reuse(rendered, revision, render_version), revision.variables,
+                             who.sub, now, contract.revised, reason=edit.reason)
         uow.audit.record(org=contract.org, contract_id=contract.id, actor=who.sub, action="contract.revised",
                          before=before, after=contract.snapshot(),
                          detail={"version": contract.version, "reason": edit.reason})
@@ -150,28 +186,42 @@ def revise_contract(uow: ContractsUnitOfWork, catalogue: Catalogue, who: Princip
     return contract, new
 
 
-def store_amendment(uow: ContractsUnitOfWork, contract: Contract, drafted: Draft, variables: Mapping[str, Any],
-                    author: str, now: dt.datetime, *, reason: str, change_request_id: str, delta: dict) -> Any:
+def _revision(uow: ContractsUnitOfWork, catalogue: Catalogue, org: str, if_match: str, edit: Edit,
+              contract: Contract) -> NextVersion:
+    """The next version `edit` makes of `contract`, once the edit is allowed (412, 409, 422 otherwise)."""
+    _ensure_current(if_match, contract)
+    contract.ensure_allowed("edit")
+    library = catalogue.of(uow.clause_versions, org)
+    current = uow.contracts.version(contract, contract.version)
+    variables, positions = edit.applied_to(current.variables, position_inputs(current.positions))
+    template = _template(library, contract.template_key, edit.template_version)
+    return NextVersion(template, current.language, variables, positions, contract.version + 1)
+
+
+def store_amendment(uow: ContractsUnitOfWork, contract: Contract, rendered: RenderedVersion,
+                    variables: Mapping[str, Any], author: str, now: dt.datetime, *, reason: str,
+                    change_request_id: str, delta: dict) -> Any:
     """The version a change request makes (the caller has locked the contract, audits and commits)."""
     def amended(number: str, author: str, now: dt.datetime, searched: dict[str, Any]) -> int:
-        terms = _terms(drafted, contract.id, contract.org, contract.version + 1)
+        terms = _terms(rendered.drafted, contract.id, contract.org, contract.version + 1)
         return contract.amended(number, author, now, searched, terms, delta)
-    return _store_version(uow, contract, drafted, variables, author, now, amended, reason=reason,
+    return _store_version(uow, contract, rendered, variables, author, now, amended, reason=reason,
                           change_request_id=change_request_id)
 
 
-def _store_version(uow: ContractsUnitOfWork, contract: Contract, drafted: Draft, variables: Mapping[str, Any],
-                   author: str, now: dt.datetime, become, *, reason: str | None = None,
-                   change_request_id: str | None = None) -> Any:
-    """Store `drafted` as the contract's next version and bring its searched columns along;
+def _store_version(uow: ContractsUnitOfWork, contract: Contract, rendered: RenderedVersion,
+                   variables: Mapping[str, Any], author: str, now: dt.datetime, become, *,
+                   reason: str | None = None, change_request_id: str | None = None) -> Any:
+    """Store the drafted version as the contract's next one and bring its searched columns along;
     `become` is the aggregate's command that moves it to the new version (and records the event)."""
+    drafted = rendered.drafted
     if drafted.number != contract.number:
         _ensure_number_free(uow, contract.org, drafted.number)
     terms = _terms(drafted, contract.id, contract.org, contract.version + 1)
     become(drafted.number, author, now, _search_columns(terms, drafted))
     try:
         uow.contracts.save(contract)
-        return uow.contracts.add_version(_version_fields(contract, drafted, terms, variables, author, now, reason,
+        return uow.contracts.add_version(_version_fields(contract, rendered, terms, variables, author, now, reason,
                                                          change_request_id))
     except Duplicate:   # the new number was taken at the same moment in another request
         raise _number_taken(drafted.number) from None
@@ -203,10 +253,11 @@ def _search_columns(terms: ContractTerms, drafted: Draft) -> dict[str, Any]:
                 renewal_notice_days=terms.renewal_notice_days, title=terms.title)
 
 
-def _version_fields(contract: Contract, drafted: Draft, terms: ContractTerms, variables: Mapping[str, Any],
-                    author: str, now: dt.datetime, reason: str | None = None,
+def _version_fields(contract: Contract, rendered: RenderedVersion, terms: ContractTerms,
+                    variables: Mapping[str, Any], author: str, now: dt.datetime, reason: str | None = None,
                     change_request_id: str | None = None) -> dict[str, Any]:
     """The columns of the contract's current version, as drafted."""
+    drafted = rendered.drafted
     return dict(
         id=new_id(), org=contract.org, contract_id=contract.id, version=contract.version,
         template_key=drafted.template_key, template_version=drafted.template_version, language=drafted.language,
@@ -217,7 +268,7 @@ def _version_fields(contract: Contract, drafted: Draft, terms: ContractTerms, va
                      "text": dict(d.text) if d.text else None} for d in drafted.deviations],
         terms=terms.model_dump(mode="json", exclude={"contract_id", "org", "version"}),
         document=DOCUMENT.dump_python(drafted.document, mode="json"),
-        docx_sha256=hashlib.sha256(render_docx(drafted.document)).hexdigest(),
+        docx_sha256=rendered.docx_sha256,
         reason=reason, change_request_id=change_request_id, created_by=author, created_at=now)
 
 

@@ -18,6 +18,8 @@ from services.contracts.domain import lifecycle as states
 from services.contracts.domain.approvals import DEFAULT_POLICY, ApprovalPolicy, Review
 from services.contracts.domain.contract import (KEY_DATE_ACTIONS, Contract, document_of, review_facts,
                                                 terms_of)
+from services.contracts.domain.document import ContractDocument
+from services.contracts.service_layer import rendering
 from services.contracts.service_layer.unit_of_work import ContractsUnitOfWork
 from shared.auth import Principal
 from shared.errors import Conflict
@@ -134,7 +136,7 @@ def sign(uow: ContractsUnitOfWork, who: Principal, contract_id: str, now: dt.dat
     The DOCX is rendered before the write transaction opens: on SQLite that transaction holds the
     database's one write lock, and every consumer and request waiting behind a render of a long
     contract ended in "database is locked" (a consumer's event in its DLQ)."""
-    rendered = _render_if_last(uow, who.org, contract_id, party)
+    rendered = rendering.ahead(uow, lambda: _document_if_last(uow, who.org, contract_id, party), render_docx)
 
     def change(contract: Contract) -> dict:
         states.ensure_may_sign(party, who.roles)
@@ -152,28 +154,23 @@ def sign(uow: ContractsUnitOfWork, who: Principal, contract_id: str, now: dt.dat
     return _command(uow, who.org, contract_id, "sign", who.sub, now, change)
 
 
-def _render_if_last(uow: ContractsUnitOfWork, org: str, contract_id: str, party: str) -> tuple[int, bytes] | None:
-    """(version, DOCX) when `party`'s signature would be the last one, read and rendered outside any
-    write transaction; None otherwise (or when the contract is not there: the command says why)."""
-    with uow:
-        contract = uow.contracts.find(contract_id)
-        if contract is None or contract.org != org:
-            return None
-        signed = {s.party for s in uow.contracts.signatures(contract)}
-        if states.unsigned_parties(signed | {party}):
-            return None
-        version, document = contract.version, document_of(uow.contracts.version(contract, contract.version))
-    return version, render_docx(document)
+def _document_if_last(uow: ContractsUnitOfWork, org: str, contract_id: str, party: str) -> ContractDocument | None:
+    """The document to seal when `party`'s signature would be the last one; None otherwise (or when
+    the contract is not there: the command says why)."""
+    contract = uow.contracts.find(contract_id)
+    if contract is None or contract.org != org:
+        return None
+    signed = {s.party for s in uow.contracts.signatures(contract)}
+    if states.unsigned_parties(signed | {party}):
+        return None
+    return document_of(uow.contracts.version(contract, contract.version))
 
 
 def _seal(uow: ContractsUnitOfWork, contract: Contract, now: dt.datetime,
-          rendered: tuple[int, bytes] | None = None) -> None:
+          rendered: rendering.Ahead[ContractDocument, bytes] | None = None) -> None:
     """Freeze the signed text: the DOCX byte for byte, its SHA-256 on the contract, the terms announced."""
     current = uow.contracts.version(contract, contract.version)
-    if rendered is not None and rendered[0] == contract.version:
-        content = rendered[1]
-    else:   # changed since it was rendered (or never was): render it here after all
-        content = render_docx(document_of(current))
+    content = rendering.reuse(rendered, document_of(current), render_docx)   # rendered ahead unless it changed
     sha256 = hashlib.sha256(content).hexdigest()
     uow.contracts.add_signed_document(id=new_id(), org=contract.org, contract_id=contract.id,
                                       version=contract.version, kind="contract", sha256=sha256, content=content,
