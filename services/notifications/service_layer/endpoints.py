@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from typing import Any, Callable
+from typing import Callable
 
 from services.notifications.adapters.notifier import Notifier
 from services.notifications.domain import signing
