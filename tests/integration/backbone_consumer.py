@@ -29,7 +29,7 @@ def main() -> None:
 
     settings = Settings(service="consumer", environment="test", database_url=args.database_url,
                         kafka_bootstrap=args.bootstrap, kafka_partitions=3, topic_prefix=args.prefix,
-                        jwt_secret="unused", migrate_on_start=False, relay_poll_interval_s=0.2, log_level="WARNING")
+                        jwt_secret="unused-in-this-process-" * 2, migrate_on_start=False, relay_poll_interval_s=0.2, log_level="WARNING")
     rt = Runtime(note_consumer_spec(set()), settings)
     if args.hold_after:
         effects = []

@@ -314,7 +314,8 @@ def test_a_consumer_process_killed_between_effects_and_offset_commit_applies_eac
         burst(prod, "before", 150)
         wait_until(lambda: len(outbox_ids(prod)) == 150, 10, message="the burst written")
         first = consumer_process(settings, topic_prefix, log, hold_after=5, marker=marker)
-        wait_until(marker.exists, 60, message=f"the process held mid-batch:\n{log.read_text()[-2000:]}")
+        wait_until(lambda: marker.exists() or first.poll() is not None, 60, message="the process held mid-batch")
+        assert marker.exists(), f"the consumer process ended before holding:\n{log.read_text()[-2000:]}"
         in_the_window = len(effect_ids(settings.database_url))
         assert in_the_window >= 5                  # its batch's effects are committed, its offsets are not
         first.send_signal(signal.SIGKILL)
