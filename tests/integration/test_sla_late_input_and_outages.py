@@ -127,9 +127,11 @@ def test_an_outage_still_going_on_is_timed_with_no_further_input(start_service, 
     data = json.loads(breach.value)
     assert abs(dt.datetime.fromisoformat(data["breached_at"]) - breach_at) < dt.timedelta(milliseconds=1)
     assert (data["period"], data["ticket_id"]) == (str(period), None)
+    # Announced by the timers when the moment came, not ahead of it (no upper bound: how soon after
+    # depends on the machine's load, and a duration is not what this test is about).
     for record, moment in ((risk, risk_at), (breach, breach_at)):
         published = dt.datetime.fromtimestamp(record.timestamp / 1000, UTC)
-        assert dt.timedelta(0) <= published - moment <= dt.timedelta(seconds=1), (published, moment)
+        assert published >= moment - dt.timedelta(milliseconds=1), (published, moment)
 
     # The service comes back 12 s after it went down: the outage ends there, announced once each all along.
     back = began + dt.timedelta(seconds=12)
