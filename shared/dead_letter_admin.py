@@ -8,6 +8,8 @@ neither shown nor sent back.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from fastapi import APIRouter, Depends, Request
 from kafka.errors import KafkaError
 
@@ -29,16 +31,23 @@ def _where(request: Request) -> tuple[str, str, list[str]] | None:
             [prefix + t for t in runtime.spec.subscription.topics])
 
 
+@contextmanager
+def _broker_answers():
+    """A broker that is away is a 503 the caller may retry, whichever call met it."""
+    try:
+        yield
+    except KafkaError as exc:
+        raise Unavailable(f"The broker does not answer ({type(exc).__name__}); try again later.") from None
+
+
 @router.get("")
 def listing(request: Request, principal: Principal = Depends(ADMIN)):
     """The organisation's dead letters not sent back yet (at most 200)."""
     where = _where(request)
     if where is None:
         return {"items": []}
-    try:
+    with _broker_answers():
         letters = dead_letters.waiting(*where, org=principal.org)
-    except KafkaError as exc:
-        raise Unavailable(f"The broker does not answer ({type(exc).__name__}); try again later.") from None
     return {"items": [letter.summary() for letter in letters]}
 
 
@@ -48,8 +57,6 @@ def redrive(request: Request, principal: Principal = Depends(ADMIN)):
     where = _where(request)
     if where is None:
         return {"redriven": 0}
-    try:
+    with _broker_answers():
         sent = dead_letters.redrive(*where, org=principal.org)
-    except KafkaError as exc:
-        raise Unavailable(f"The broker does not answer ({type(exc).__name__}); try again later.") from None
     return {"redriven": sent}

@@ -17,7 +17,6 @@ waiting for more: a call answers as soon as it has read what was there.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Iterator
@@ -26,6 +25,7 @@ from kafka import KafkaConsumer
 from kafka.errors import BrokerNotAvailableError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
+from shared.envelope import org_of
 from shared.events import dlq
 from shared.kafka import broker_reachable, make_producer
 
@@ -46,11 +46,7 @@ class Letter:
 
     @property
     def org(self) -> str | None:
-        try:
-            data = json.loads(self.value)
-        except ValueError:
-            return None   # unreadable: nobody's but the operator's (`qiyue dlq redrive`)
-        return data.get("org") if isinstance(data, dict) else None
+        return org_of(self.value)   # None: nobody's but the operator's (`qiyue dlq redrive`)
 
     def summary(self) -> dict:
         """What an admin sees: where it failed and why, never the payload."""

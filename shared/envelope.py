@@ -105,3 +105,13 @@ class Envelope:
 
 def new_traceparent() -> str:
     return f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01"
+
+
+def org_of(value: bytes | str | None) -> str | None:
+    """The organisation an event's JSON payload names; None when it is unreadable or names none
+    (such a record is nobody's but the operator's)."""
+    try:
+        data = json.loads(value or b"")
+    except ValueError:
+        return None
+    return data.get("org") if isinstance(data, dict) else None

@@ -7,12 +7,12 @@ cause is fixed (a broker limit raised), sends one back to publishing.
 """
 from __future__ import annotations
 
-import json
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select, update
 
 from shared.auth import Principal, require
+from shared.envelope import org_of
 from shared.errors import NotFound
 
 router = APIRouter(prefix="/v1/admin/outbox", tags=["operations"])
@@ -21,10 +21,7 @@ LIMIT = 200
 
 
 def _of_org(row, org: str) -> bool:
-    try:
-        return json.loads(row.payload).get("org") == org
-    except ValueError:
-        return False
+    return org_of(row.payload) == org
 
 
 @router.get("/parked")
